@@ -1,0 +1,68 @@
+"""The Python API: `load_teacher` and friends. The CLI is a thin layer over these functions."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ardistill.errors import ArdistillError, CheckpointError
+from ardistill.registry import checkpoint_guessers, family_loader, get_model_spec, list_models
+from ardistill.teachers.base import Teacher
+
+
+def load_teacher(
+    name_or_path: str | os.PathLike,
+    *,
+    vae: str | os.PathLike | None = None,
+    weights_dir: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    random_init: bool = False,
+    seed: int = 0,
+) -> Teacher:
+    """Load a teacher by registered name (``"var-d16"``, ``"llamagen-b"``, ...) or from a checkpoint file.
+
+    Args:
+        name_or_path: a registered name, or the path of a transformer checkpoint (.pth/.pt/.safetensors) whose
+            config is recognised from its keys and shapes.
+        vae: path of the tokenizer checkpoint; default: the registered file in the weights folder (for a path,
+            the tokenizer file is also looked for next to the checkpoint).
+        weights_dir: folder with official weight files (default ``$ARDISTILL_HOME`` or ``~/.cache/ardistill``).
+        random_init: build with the official initialisation scheme and no file (tests, benchmarks).
+        seed: seed of the random initialisation.
+    """
+    spec, transformer_path = _resolve(name_or_path)
+    loader = family_loader(spec.family)
+    return loader(
+        spec,
+        transformer_path=transformer_path,
+        vae_path=Path(vae) if vae is not None else None,
+        weights_dir=weights_dir,
+        device=torch.device(device),
+        dtype=dtype,
+        random_init=random_init,
+        seed=seed,
+    )
+
+
+def _resolve(name_or_path: str | os.PathLike):
+    s = str(name_or_path)
+    looks_like_path = os.sep in s or s.endswith((".pth", ".pt", ".safetensors")) or Path(s).is_file()
+    if not looks_like_path:
+        return get_model_spec(s), None
+    path = Path(s)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    from ardistill.io import load_state_dict_file
+
+    sd = load_state_dict_file(path)
+    for guess in checkpoint_guessers():
+        g = guess(sd)
+        if g is not None and g.spec_name:
+            return get_model_spec(g.spec_name), path
+    raise ArdistillError(f"{path}: not recognised as the transformer of any registered model (try `ardistill inspect {path}`)")
+
+
+__all__ = ["load_teacher", "list_models"]

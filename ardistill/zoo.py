@@ -1,0 +1,74 @@
+"""Every registered model name. Importing this module registers them (the registry does it lazily)."""
+
+from __future__ import annotations
+
+from ardistill.models.llamagen.config import gpt_config
+from ardistill.models.var.config import var_config
+from ardistill.registry import ModelSpec, WeightFile, register_family, register_model
+
+VAR_HF = "https://huggingface.co/FoundationVision/var/resolve/main"
+LLAMAGEN_HF = "https://huggingface.co/FoundationVision/LlamaGen/resolve/main"
+
+# ---------------------------------------------------------------------------------------------------- VAR
+VAR_PARAMS = {16: 310_283_520, 20: 600_920_320, 24: 1_033_396_224, 30: 2_010_040_320, 36: 2_353_900_000}
+_VAE_FILE = WeightFile("tokenizer", "vae_ch160v4096z32.pth", f"{VAR_HF}/vae_ch160v4096z32.pth")
+for _d in (16, 20, 24, 30, 36):
+    _cfg = var_config(_d)
+    register_model(
+        ModelSpec(
+            name=f"var-d{_d}",
+            family="var",
+            config=_cfg,
+            files=(WeightFile("transformer", f"var_d{_d}.pth", f"{VAR_HF}/var_d{_d}.pth"), _VAE_FILE),
+            description=f"VAR-d{_d} next-scale prediction (FoundationVision/VAR)",
+            tokens_per_image=_cfg.seq_len,
+            image_size=_cfg.vae.image_size,
+            params=VAR_PARAMS[_d],
+            # README FID protocol of the official repository.
+            sampling_defaults=dict(cfg=1.5, top_k=900, top_p=0.96, temperature=1.0),
+        )
+    )
+
+# ---------------------------------------------------------------------------------------------- LlamaGen
+LLAMAGEN_PARAMS = {"B": 110_888_448, "L": 342_910_976, "XL": 774_699_520, "XXL": 1_410_972_672, "3B": 3_096_659_200}
+# (size, image size) pairs of the released class-conditional checkpoints, with the official FID cfg.
+_LLAMAGEN_RELEASES = [("B", 256, 2.0), ("B", 384, 2.0), ("L", 256, 2.0), ("L", 384, 2.0), ("XL", 384, 1.75), ("XXL", 384, 1.75), ("3B", 384, 1.65)]
+_VQ_FILE = WeightFile("tokenizer", "vq_ds16_c2i.pt", f"{LLAMAGEN_HF}/vq_ds16_c2i.pt")
+for _size, _res, _cfg_scale in _LLAMAGEN_RELEASES:
+    _cfg = gpt_config(_size, _res)
+    _name = f"llamagen-{_size.lower()}" + ("" if _res == 256 or (_size not in ("B", "L")) else f"-{_res}")
+    register_model(
+        ModelSpec(
+            name=_name,
+            family="llamagen",
+            config=_cfg,
+            files=(WeightFile("transformer", f"c2i_{_size}_{_res}.pt", f"{LLAMAGEN_HF}/c2i_{_size}_{_res}.pt"), _VQ_FILE),
+            description=f"LlamaGen-{_size} class-conditional GPT, {_res} px (FoundationVision/LlamaGen)",
+            tokens_per_image=_cfg.block_size,
+            image_size=_res,
+            params=LLAMAGEN_PARAMS[_size],
+            sampling_defaults=dict(cfg=_cfg_scale, top_k=0, top_p=1.0, temperature=1.0),
+        )
+    )
+
+
+def _register_families() -> None:
+    # TEMPORARY during parallel development: each family registers itself once its modules exist.
+    # (The guards are removed when both families have landed.)
+    try:
+        from ardistill.models.var.checkpoint import guess_var_checkpoint
+        from ardistill.teachers.var import load_var_teacher
+    except ModuleNotFoundError:
+        pass
+    else:
+        register_family("var", load_var_teacher, guess_var_checkpoint)
+    try:
+        from ardistill.models.llamagen.checkpoint import guess_llamagen_checkpoint
+        from ardistill.teachers.llamagen import load_llamagen_teacher
+    except ModuleNotFoundError:
+        pass
+    else:
+        register_family("llamagen", load_llamagen_teacher, guess_llamagen_checkpoint)
+
+
+_register_families()
