@@ -1,0 +1,268 @@
+"""A small, resumable training loop.
+
+- Batches are a pure function of the step index (`get_batch(step)`), so a resumed run sees exactly the batches
+  an uninterrupted run would have seen: resume is bit-exact on the same machine.
+- AdamW, linear warm-up then cosine/linear decay, gradient clipping, gradient accumulation, optional EMA,
+  optional autocast (bf16/fp16) where the device supports it.
+- Checkpoints (`<out>/checkpoint.pt`) are written atomically every `ckpt_every` steps, at the end, and on
+  Ctrl-C / SIGTERM; `resume=True` continues from the last one. A non-finite loss stops the run with the last
+  good checkpoint kept and a one-line error.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ardistill.errors import ArdistillError
+from ardistill.io import atomic_torch_save
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.95)
+    warmup_steps: int = 0
+    schedule: str = "cosine"  # "cosine" | "linear" | "constant" (after warm-up); decays to min_lr_ratio·lr
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 1.0  # 0 = off
+    grad_accum: int = 1
+    ema_decay: float = 0.0  # 0 = no EMA
+    ckpt_every: int = 500
+    log_every: int = 10
+    mixed_precision: str = "no"  # "no" | "bf16" | "fp16"
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        if "betas" in d:
+            d["betas"] = tuple(d["betas"])
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ArdistillError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
+class EMA:
+    """Exponential moving average of a module's floating-point parameters and buffers."""
+
+    def __init__(self, module: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items() if v.is_floating_point()}
+
+    @torch.no_grad()
+    def update(self, module: torch.nn.Module, step: int) -> None:
+        # Warm-up of the decay (as in timm/diffusers): short runs are not dominated by the initial weights.
+        d = min(self.decay, (1 + step) / (10 + step))
+        for k, v in module.state_dict().items():
+            if k in self.shadow:
+                self.shadow[k].lerp_(v.detach(), 1 - d)
+
+    def copy_to(self, module: torch.nn.Module) -> None:
+        sd = module.state_dict()
+        sd.update({k: v.clone() for k, v in self.shadow.items()})
+        module.load_state_dict(sd)
+
+    def state_dict(self) -> dict:
+        return dict(self.shadow)
+
+    def load_state_dict(self, sd: dict) -> None:
+        for k, v in sd.items():
+            self.shadow[k].copy_(v)
+
+
+@dataclass
+class TrainResult:
+    step: int
+    last_loss: float
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    evals: list[dict] = field(default_factory=list)
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return cfg.lr
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    frac = min(1.0, (step - cfg.warmup_steps) / span)
+    if cfg.schedule == "linear":
+        scale = 1 - frac
+    elif cfg.schedule == "cosine":
+        scale = 0.5 * (1 + math.cos(math.pi * frac))
+    else:
+        raise ArdistillError(f"unknown lr schedule {cfg.schedule!r}; use cosine, linear or constant")
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * scale)
+
+
+def _autocast(device: torch.device, mode: str):
+    if mode == "no":
+        return torch.autocast(device.type, enabled=False)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[mode]
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def train_loop(
+    *,
+    model: torch.nn.Module,
+    loss_fn: Callable[[Any, int], tuple[torch.Tensor, dict]],
+    get_batch: Callable[[int, int], Any],
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    params: list[torch.nn.Parameter] | None = None,
+    eval_fn: Callable[[torch.nn.Module, int], dict] | None = None,
+    eval_every: int = 0,
+    progress: bool = True,
+    description: str = "training",
+    extra_state: dict | None = None,
+) -> TrainResult:
+    """Train `model` for `cfg.steps` optimiser steps.
+
+    Args:
+        loss_fn: (batch, step) → (scalar loss, metrics dict of floats). Runs under autocast when enabled.
+        get_batch: (step, micro_step) → batch; must be a pure function of its arguments (resume exactness).
+        params: parameters to optimise (default: all that require grad).
+        eval_fn: (model with EMA weights if any, step) → metrics, run every `eval_every` steps and at the end.
+        extra_state: JSON-able facts stored in the checkpoint (recipe, teacher name, ...).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out_dir / "checkpoint.pt"
+    device = next(model.parameters()).device
+    params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=cfg.betas,
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.mixed_precision == "fp16")
+    ema = EMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    result = TrainResult(step=0, last_loss=float("nan"))
+    start = 0
+    if resume and ckpt_path.is_file():
+        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        if ema is not None and state.get("ema"):
+            ema.load_state_dict(state["ema"])
+        start = int(state["step"])
+        if "rng" in state:
+            torch.set_rng_state(state["rng"].cpu())
+        result.losses = [tuple(x) for x in state.get("losses", [])]
+        result.evals = list(state.get("evals", []))
+    elif ckpt_path.is_file() and not resume:
+        raise ArdistillError(f"{ckpt_path} exists; pass --resume to continue it or choose another output folder")
+    else:
+        torch.manual_seed(cfg.seed)
+
+    def save(step: int) -> None:
+        atomic_torch_save(
+            {"model": model.state_dict(), "optimizer": opt.state_dict(), "ema": ema.state_dict() if ema else {},
+             "step": step, "config": cfg.to_dict(), "losses": result.losses, "evals": result.evals,
+             "rng": torch.get_rng_state(), "extra": extra_state or {}},
+            ckpt_path,
+        )
+
+    def run_eval(step: int) -> None:
+        if eval_fn is None:
+            return
+        if ema is not None:
+            backup = {k: v.clone() for k, v in model.state_dict().items()}
+            ema.copy_to(model)
+        model.eval()
+        metrics = {"step": step, **eval_fn(model, step)}
+        model.train()
+        if ema is not None:
+            model.load_state_dict(backup)
+        result.evals.append(metrics)
+
+    # Ctrl-C / SIGTERM: finish the current optimiser step, checkpoint, then stop (a second Ctrl-C stops at once).
+    stop = {"signal": None}
+    old_handlers: dict = {}
+
+    def on_signal(signum, frame):
+        if stop["signal"] is not None:
+            raise KeyboardInterrupt
+        stop["signal"] = signum
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            old_handlers[sig] = signal.signal(sig, on_signal)
+        except ValueError:  # not in the main thread
+            pass
+    t0 = time.perf_counter()
+    model.train()
+    step = start
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+               TextColumn("{task.fields[info]}")]
+    try:
+        with Progress(*columns, disable=not progress, transient=False) as bar:
+            task = bar.add_task(description, total=cfg.steps, completed=start, info="")
+            while step < cfg.steps:
+                for g in opt.param_groups:
+                    g["lr"] = lr_at(cfg, step)
+                total, metrics_acc = 0.0, {}
+                for micro in range(cfg.grad_accum):
+                    batch = get_batch(step, micro)
+                    with _autocast(device, cfg.mixed_precision):
+                        loss, metrics = loss_fn(batch, step)
+                    if not torch.isfinite(loss.detach()):
+                        last = f"step {int(torch.load(ckpt_path, weights_only=True)['step'])}" if ckpt_path.is_file() else "none"
+                        raise ArdistillError(f"loss became {loss.item()} at step {step}; stopped. Last good checkpoint: {last} ({ckpt_path})")
+                    scaler.scale(loss / cfg.grad_accum).backward()
+                    total += loss.item() / cfg.grad_accum
+                    for k, v in metrics.items():
+                        metrics_acc[k] = metrics_acc.get(k, 0.0) + float(v) / cfg.grad_accum
+                if cfg.grad_clip > 0:
+                    scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                scaler.step(opt)
+                scaler.update()
+                opt.zero_grad(set_to_none=True)
+                step += 1
+                if ema is not None:
+                    ema.update(model, step)
+                result.last_loss = total
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    result.losses.append((step, total))
+                    rate = (step - start) / max(1e-9, time.perf_counter() - t0)
+                    extra = " ".join(f"{k} {v:.3g}" for k, v in list(metrics_acc.items())[:3])
+                    bar.update(task, info=f"loss {total:.4f} {extra} {rate:.2f} it/s")
+                bar.update(task, completed=step)
+                if eval_every and step % eval_every == 0 and step < cfg.steps:
+                    run_eval(step)
+                if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                    save(step)
+                if stop["signal"] is not None:
+                    save(step)
+                    raise KeyboardInterrupt
+        if eval_fn is not None and (not result.evals or result.evals[-1]["step"] != step):
+            run_eval(step)
+            save(step)
+    finally:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+    result.step = step
+    result.seconds = time.perf_counter() - t0
+    if ema is not None:
+        ema.copy_to(model)
+    return result
