@@ -1,0 +1,1 @@
+"""Acceleration methods built on the model zoo: Distilled Decoding (dd) and Collaborative Decoding (code)."""
