@@ -72,3 +72,39 @@ def _register_families() -> None:
 
 
 _register_families()
+
+
+# ------------------------------------------------------------------------------------------- built-in models
+# Every folder ardistill/weights/<name>/ with a model.json is a built-in model: its config, files and default
+# sampling settings are written there by `ardistill teacher train` (see recipes/toy/).
+def _register_builtins() -> None:
+    import json
+
+    from ardistill.configs import config_from_dict
+    from ardistill.models.llamagen.config import GPTConfig
+    from ardistill.models.var.config import VARConfig
+    from ardistill.registry import PACKAGE_WEIGHTS
+
+    config_classes = {"var": VARConfig, "llamagen": GPTConfig}
+    if not PACKAGE_WEIGHTS.is_dir():
+        return
+    for card in sorted(PACKAGE_WEIGHTS.glob("*/model.json")):
+        info = json.loads(card.read_text())
+        cfg = config_from_dict(config_classes[info["family"]], info["config"], where=str(card))
+        register_model(
+            ModelSpec(
+                name=info["name"],
+                family=info["family"],
+                config=cfg,
+                files=tuple(WeightFile(role, fname) for role, fname in info["files"].items()),
+                description=info.get("description", ""),
+                builtin=True,
+                tokens_per_image=int(info["tokens_per_image"]),
+                image_size=int(info["image_size"]),
+                params=int(info.get("params", 0)),
+                sampling_defaults=dict(info.get("sampling_defaults", {})),
+            )
+        )
+
+
+_register_builtins()

@@ -1,0 +1,1 @@
+"""Benchmarks: timing, memory and quality measurements, reports, regression checks."""
