@@ -131,6 +131,7 @@ def _guess_vqvae(sd: Mapping[str, torch.Tensor]) -> CheckpointGuess | None:
     ch_mult = tuple(sd[f"encoder.down.{i}.block.0.conv1.weight"].shape[0] // ch for i in levels)
     num_res_blocks = len(_indices(sd, "encoder.down.0.block."))
     n_phi = len(_indices(sd, "quantize.quant_resi.qresi_ls."))
+    n_phi_per_scale = len(_indices(sd, "quantize.quant_resi."))  # share_quant_resi=0: keys quant_resi.{si}
     has_single_phi = "quantize.quant_resi.qresi.weight" in sd
     ema = sd.get("quantize.ema_vocab_hit_SV")
     rows = ema.shape[0] if ema is not None and ema.dim() == 2 else len(PATCH_NUMS_256)
@@ -144,8 +145,8 @@ def _guess_vqvae(sd: Mapping[str, torch.Tensor]) -> CheckpointGuess | None:
         using_sa=f"encoder.down.{levels[-1]}.attn.0.qkv.weight" in sd,
         using_mid_sa="encoder.mid.attn_1.qkv.weight" in sd,
         quant_conv_ks=sd["quant_conv.weight"].shape[-1] if "quant_conv.weight" in sd else 3,
-        quant_resi=0.5 if (n_phi or has_single_phi) else 0.0,
-        share_quant_resi=1 if has_single_phi else (n_phi or 4),
+        quant_resi=0.5 if (n_phi or n_phi_per_scale or has_single_phi) else 0.0,
+        share_quant_resi=1 if has_single_phi else (0 if n_phi_per_scale else (n_phi or 4)),
         num_ema_scales=None if rows == len(PATCH_NUMS_256) else rows,
     )
     official = " (the official vae_ch160v4096z32, shared by every VAR model)" if config == VQVAEConfig() else ""

@@ -199,24 +199,37 @@ def phi_index_table(num_scales: int, num_phi: int) -> tuple[int, ...]:
     return tuple(int(np.argmin(np.abs(ticks - si / denom)).item()) for si in range(num_scales))
 
 
-class _PhiList(nn.Module):
-    """Holds the φ convs under the official key layout of `share_quant_resi`."""
+class _SharedPhi(nn.Module):
+    """share_quant_resi=1: one φ for every scale, key `quant_resi.qresi`."""
 
-    def __init__(self, cfg: VQVAEConfig, num_scales: int):
+    def __init__(self, phi: nn.Module):
         super().__init__()
-        make = (lambda: Phi(cfg.z_channels, cfg.quant_resi)) if abs(cfg.quant_resi) > 1e-6 else nn.Identity
-        if cfg.share_quant_resi == 1:  # one φ for all scales: key `qresi`
-            self.qresi = make()
-            self._table = (0,) * num_scales
-        elif cfg.share_quant_resi == 0:  # one φ per scale: keys `qresi_ls.{si}`
-            self.qresi_ls = nn.ModuleList([make() for _ in range(num_scales)])
-            self._table = tuple(range(num_scales))
-        else:
-            self.qresi_ls = nn.ModuleList([make() for _ in range(cfg.share_quant_resi)])
-            self._table = phi_index_table(num_scales, cfg.share_quant_resi)
+        self.qresi = phi
 
-    def for_scale(self, si: int) -> nn.Module:
-        return self.qresi if hasattr(self, "qresi") else self.qresi_ls[self._table[si]]
+
+class _PartiallySharedPhi(nn.Module):
+    """share_quant_resi=K>1: K φ's picked by scale position, keys `quant_resi.qresi_ls.{k}`."""
+
+    def __init__(self, phis: list[nn.Module]):
+        super().__init__()
+        self.qresi_ls = nn.ModuleList(phis)
+
+
+def _build_phis(cfg: VQVAEConfig, num_scales: int) -> tuple[nn.Module, tuple[nn.Module, ...], tuple[int, ...]]:
+    """(the `quant_resi` module in the official key layout, its φ's, φ index per scale).
+
+    share_quant_resi 0 (one φ per scale) is a plain ModuleList, keys `quant_resi.{k}`; its scale → φ map also goes
+    through the ticks, as in the official code.
+    """
+    make = (lambda: Phi(cfg.z_channels, cfg.quant_resi)) if abs(cfg.quant_resi) > 1e-6 else nn.Identity
+    if cfg.share_quant_resi == 1:
+        module = _SharedPhi(make())
+        return module, (module.qresi,), (0,) * num_scales
+    if cfg.share_quant_resi == 0:
+        phis = nn.ModuleList([make() for _ in range(num_scales)])
+        return phis, tuple(phis), phi_index_table(num_scales, num_scales)
+    module = _PartiallySharedPhi([make() for _ in range(cfg.share_quant_resi)])
+    return module, tuple(module.qresi_ls), phi_index_table(num_scales, cfg.share_quant_resi)
 
 
 class MultiScaleQuantizer(nn.Module):
@@ -226,7 +239,7 @@ class MultiScaleQuantizer(nn.Module):
         super().__init__()
         self.patch_nums = tuple(cfg.patch_nums)
         self.Cvae, self.vocab_size = cfg.z_channels, cfg.vocab_size
-        self.quant_resi = _PhiList(cfg, len(self.patch_nums))
+        self.quant_resi, self._phis, self.phi_table = _build_phis(cfg, len(self.patch_nums))
         # Training statistics only, kept so official files load strictly.
         rows = cfg.num_ema_scales or len(self.patch_nums)
         self.register_buffer("ema_vocab_hit_SV", torch.zeros(rows, cfg.vocab_size))
@@ -237,7 +250,8 @@ class MultiScaleQuantizer(nn.Module):
         return len(self.patch_nums)
 
     def phi(self, si: int) -> nn.Module:
-        return self.quant_resi.for_scale(si)
+        """The φ of scale si (see `phi_index_table`)."""
+        return self._phis[self.phi_table[si]]
 
     def f_to_idx_or_fhat(self, f: torch.Tensor, to_fhat: bool) -> list[torch.Tensor]:
         """Encoder features [B, Cvae, h, w] → per scale idx [B, pn²] (or the cumulative f_hat [B, Cvae, h, w])."""
