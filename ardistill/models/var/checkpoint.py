@@ -147,6 +147,7 @@ def _guess_vqvae(sd: Mapping[str, torch.Tensor]) -> CheckpointGuess | None:
         quant_conv_ks=sd["quant_conv.weight"].shape[-1] if "quant_conv.weight" in sd else 3,
         quant_resi=0.5 if (n_phi or n_phi_per_scale or has_single_phi) else 0.0,
         share_quant_resi=1 if has_single_phi else (0 if n_phi_per_scale else (n_phi or 4)),
+        default_qresi_counts=n_phi_per_scale if n_phi_per_scale != len(PATCH_NUMS_256) else 0,
         num_ema_scales=None if rows == len(PATCH_NUMS_256) else rows,
     )
     official = " (the official vae_ch160v4096z32, shared by every VAR model)" if config == VQVAEConfig() else ""

@@ -23,7 +23,8 @@ class VQVAEConfig:
     beta: float = 0.25
     quant_conv_ks: int = 3
     quant_resi: float = 0.5
-    share_quant_resi: int = 4
+    share_quant_resi: int = 4  # 4: four φ's shared by position; 1: one φ; 0: one φ per scale
+    default_qresi_counts: int = 0  # share_quant_resi=0 only: number of φ's (0 → one per scale)
     patch_nums: tuple[int, ...] = PATCH_NUMS_256
     # Number of rows of the `quantize.ema_vocab_hit_SV` buffer; the official file has 10 whatever the patch_nums.
     num_ema_scales: int | None = None

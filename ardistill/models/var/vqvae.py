@@ -218,16 +218,16 @@ class _PartiallySharedPhi(nn.Module):
 def _build_phis(cfg: VQVAEConfig, num_scales: int) -> tuple[nn.Module, tuple[nn.Module, ...], tuple[int, ...]]:
     """(the `quant_resi` module in the official key layout, its φ's, φ index per scale).
 
-    share_quant_resi 0 (one φ per scale) is a plain ModuleList, keys `quant_resi.{k}`; its scale → φ map also goes
-    through the ticks, as in the official code.
+    share_quant_resi 0 (one φ per scale, or `default_qresi_counts` of them) is a plain ModuleList, keys
+    `quant_resi.{k}`; its scale → φ map also goes through the ticks, as in the official code.
     """
     make = (lambda: Phi(cfg.z_channels, cfg.quant_resi)) if abs(cfg.quant_resi) > 1e-6 else nn.Identity
     if cfg.share_quant_resi == 1:
         module = _SharedPhi(make())
         return module, (module.qresi,), (0,) * num_scales
     if cfg.share_quant_resi == 0:
-        phis = nn.ModuleList([make() for _ in range(num_scales)])
-        return phis, tuple(phis), phi_index_table(num_scales, num_scales)
+        phis = nn.ModuleList([make() for _ in range(cfg.default_qresi_counts or num_scales)])
+        return phis, tuple(phis), phi_index_table(num_scales, len(phis))
     module = _PartiallySharedPhi([make() for _ in range(cfg.share_quant_resi)])
     return module, tuple(module.qresi_ls), phi_index_table(num_scales, cfg.share_quant_resi)
 

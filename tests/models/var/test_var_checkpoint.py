@@ -61,6 +61,18 @@ def test_real_vqvae_keys():
     assert [k for k in sd if "quant_resi" in k] == [f"quantize.quant_resi.qresi_ls.{i}.{w}" for i in range(4) for w in ("weight", "bias")]
 
 
+@pytest.mark.parametrize("share, keys", [(0, ["quant_resi.0", "quant_resi.1", "quant_resi.2", "quant_resi.3"]), (1, ["quant_resi.qresi"])])
+def test_other_phi_sharing_layouts_match_official_keys(share, keys, tiny_cfg):
+    """share_quant_resi 0 (one φ per scale, a bare ModuleList) and 1 (one shared φ), as the official quant.py names them."""
+    from dataclasses import replace
+
+    cfg = replace(tiny_cfg.vae, share_quant_resi=share)
+    sd = empty_module(lambda: VQVAE(cfg), "meta").state_dict()
+    assert [k for k in sd if "quant_resi" in k] == [f"quantize.{k}.{w}" for k in keys for w in ("weight", "bias")]
+    guess = guess_var_checkpoint(sd)
+    assert guess is not None and set(guess.build().state_dict()) == set(sd)
+
+
 def test_wrong_file_is_one_line_error_naming_keys(tiny_cfg, tiny_files):
     with pytest.raises(CheckpointError) as e:
         load_var_transformer(tiny_files["vae_pth"], tiny_cfg)  # a tokenizer file given as the transformer
