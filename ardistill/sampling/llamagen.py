@@ -96,15 +96,25 @@ def make_generator(device: torch.device, seed: int | None) -> torch.Generator | 
 
 @torch.no_grad()
 def start_llamagen_sampling(gpt: LlamaGenGPT, labels: torch.Tensor, *, cfg: float = 1.0, cfg_interval: int = -1,
-                            temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int | None = None) -> LlamaGenSamplingState:
-    """Seed the generator, set up fresh caches for the whole image, run the prefill and sample image token 0."""
+                            temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int | None = None,
+                            prefix: torch.Tensor | None = None) -> LlamaGenSamplingState:
+    """Seed the generator, set up fresh caches for the whole image, run the prefill and sample the next token.
+
+    prefix: known image tokens [B, T] fed in the same prefill after the class token (teacher-involved sampling:
+    the teacher continues a sequence another model started); the first sampled token is then token T.
+    """
     device = gpt.tok_embeddings.weight.device
     labels = labels.to(device=device, dtype=torch.long)
     state = LlamaGenSamplingState(labels=labels, generator=make_generator(device, seed), cfg=float(cfg), cfg_interval=int(cfg_interval))
+    if prefix is not None:
+        state.tokens.extend(prefix.to(device=device, dtype=torch.long).split(1, dim=1))
+    known = state.all_tokens() if state.tokens else None
     cond = torch.cat([labels, torch.full_like(labels, gpt.num_classes)]) if state.guided else labels
+    if state.guided and known is not None:
+        known = torch.cat([known, known])
     gpt.setup_caches(max_batch_size=cond.shape[0], max_seq_length=gpt.max_positions)
-    input_pos = torch.arange(0, gpt.cls_token_num, device=device)
-    logits = gpt.forward_cached(input_pos, labels=cond)
+    input_pos = torch.arange(0, gpt.cls_token_num + state.num_tokens, device=device)
+    logits = gpt.forward_cached(input_pos, labels=cond, tokens=known)
     if state.guided:
         logits = apply_cfg(logits, state.cfg)
     state.tokens.append(sample_next_token(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=state.generator))

@@ -216,11 +216,17 @@ class LlamaGenGPT(nn.Module):
         return self._blocks(h, rope, torch.arange(h.shape[1], device=h.device), None)
 
     def forward_cached(self, input_pos: torch.Tensor, *, labels: torch.Tensor | None = None, tokens: torch.Tensor | None = None) -> torch.Tensor:
-        """One cached step. Prefill: `labels` [B] (class token at position 0, input_pos [0]); decode: `tokens` [B, T]
-        at `input_pos` [T]. Returns logits [B, T, V] fp32."""
+        """One cached call. Prefill: `labels` [B] (class token at position 0), optionally followed by known image
+        tokens [B, T] (input_pos = arange(1 + T)); decode: `tokens` [B, T] at `input_pos` [T].
+        Returns logits [B, len(input_pos), V] fp32."""
         if self.causal_mask is None:
             raise RuntimeError("KV cache not set up: call setup_caches first")
-        h = self.cls_embedding(labels)[:, : self.cls_token_num] if labels is not None else self.tok_embeddings(tokens)
+        if labels is None:
+            h = self.tok_embeddings(tokens)
+        else:
+            h = self.cls_embedding(labels)[:, : self.cls_token_num]
+            if tokens is not None and tokens.shape[1] > 0:
+                h = torch.cat((h, self.tok_embeddings(tokens)), dim=1)
         mask = self.causal_mask[: h.shape[0], None, input_pos]
         return self._blocks(self.tok_dropout(h), self.cache_rope[input_pos], input_pos, mask)
 

@@ -39,13 +39,13 @@ def test_one_multinomial_per_row_with_temperature():
     assert greedy.flatten().tolist() == [2, 0]
 
 
-def _reference_stream(gpt, labels, *, cfg, cfg_interval, temperature, top_k, top_p, seed):
+def _reference_stream(gpt, labels, *, cfg, cfg_interval, temperature, top_k, top_p, seed, prefix=None):
     """The official generate() loop written with full causal forwards (no KV cache)."""
     g = torch.Generator().manual_seed(seed)
     guided = cfg > 1.0
     null = torch.full_like(labels, gpt.num_classes)
-    tokens = torch.zeros(labels.shape[0], 0, dtype=torch.long)
-    for i in range(gpt.config.block_size):
+    tokens = torch.zeros(labels.shape[0], 0, dtype=torch.long) if prefix is None else prefix
+    for i in range(tokens.shape[1], gpt.config.block_size):
         cond = gpt(labels, tokens)[:, -1:]
         if guided and (i == 0 or cfg_interval == -1 or i - 1 <= cfg_interval):
             logits = apply_cfg(torch.cat([cond, gpt(null, tokens)[:, -1:]]), cfg)
@@ -107,3 +107,31 @@ def test_sampled_distribution_follows_guided_probabilities(tiny_teacher):
     chi2 = (((counts - expected) ** 2) / expected)[keep].sum().item()
     dof = int(keep.sum()) - 1
     assert chi2 < dof + 5 * math.sqrt(2 * dof)
+
+
+def test_prefix_is_fed_in_the_prefill_and_continued(tiny_teacher):
+    from ardistill.sampling.llamagen import run_llamagen_steps, start_llamagen_sampling
+
+    gpt = tiny_teacher.gpt
+    labels = torch.tensor([2, 5])
+    prefix = torch.tensor([[1, 2, 3, 4, 5], [9, 8, 7, 6, 5]])
+    kw = dict(temperature=1.0, top_k=0, top_p=1.0)
+    state = start_llamagen_sampling(gpt, labels, cfg=2.5, seed=4, prefix=prefix, **kw)
+    got = run_llamagen_steps(gpt, state, **kw).all_tokens()
+    gpt.clear_caches()
+    with torch.no_grad():
+        want = _reference_stream(gpt, labels, cfg=2.5, cfg_interval=-1, seed=4, prefix=prefix, **kw)
+    assert got.shape == (2, 16) and torch.equal(got[:, :5], prefix) and torch.equal(got, want)
+
+
+def test_stop_early_then_continue_is_one_stream(tiny_teacher):
+    from ardistill.sampling.llamagen import run_llamagen_steps, start_llamagen_sampling
+
+    gpt = tiny_teacher.gpt
+    labels = torch.tensor([2, 5])
+    state = start_llamagen_sampling(gpt, labels, cfg=2.0, seed=9)
+    run_llamagen_steps(gpt, state, stop=7)
+    assert state.num_tokens == 7
+    run_llamagen_steps(gpt, state)
+    gpt.clear_caches()
+    assert torch.equal(state.all_tokens(), sample_llamagen(gpt, labels, cfg=2.0, seed=9))
