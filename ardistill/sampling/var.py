@@ -20,6 +20,7 @@ from typing import Sequence
 
 import torch
 
+from ardistill.errors import BadArgumentError
 from ardistill.models.var.transformer import VARTransformer
 from ardistill.models.var.vqvae import VQVAE
 
@@ -32,7 +33,7 @@ def per_scale(value: PerScale, num_scales: int, name: str) -> list:
         return [value] * num_scales
     values = list(value)
     if len(values) != num_scales:
-        raise ValueError(f"{name} has {len(values)} values; expected one per scale ({num_scales})")
+        raise BadArgumentError(f"{name} has {len(values)} values; expected one per scale ({num_scales})")
     return values
 
 
@@ -120,9 +121,19 @@ def _cache_dtype(transformer: VARTransformer) -> torch.dtype:
 
 
 @torch.no_grad()
-def start_var_sampling(transformer: VARTransformer, vae: VQVAE, labels: torch.Tensor, *, seed: int | None = None) -> VARSamplingState:
-    """Seed the generator, embed [labels; null] and prepare scale 0's input and the KV cache of `transformer`."""
+def start_var_sampling(transformer: VARTransformer, vae: VQVAE, labels: torch.Tensor | None, *, seed: int | None = None,
+                       batch_size: int | None = None) -> VARSamplingState:
+    """Seed the generator, embed [labels; null] and prepare scale 0's input and the KV cache of `transformer`.
+
+    labels None: `batch_size` uniform random classes drawn first from the seeded generator (official label_B=None).
+    """
     device = transformer.head.weight.device
+    generator = make_generator(device, seed)
+    if labels is None:
+        if batch_size is None:
+            raise BadArgumentError("batch_size is needed when labels is None")
+        uniform = torch.full((1, transformer.num_classes), 1.0 / transformer.num_classes, device=device)
+        labels = torch.multinomial(uniform, num_samples=batch_size, replacement=True, generator=generator).reshape(batch_size)
     labels = labels.to(device=device, dtype=torch.long)
     B = labels.shape[0]
     cond = transformer.class_emb(torch.cat((labels, torch.full_like(labels, fill_value=transformer.num_classes)), dim=0))
@@ -132,7 +143,7 @@ def start_var_sampling(transformer: VARTransformer, vae: VQVAE, labels: torch.Te
     return VARSamplingState(
         labels=labels,
         f_hat=cond.new_zeros(B, vae.quantize.Cvae, hw, hw),
-        generator=make_generator(device, seed),
+        generator=generator,
         cond=cond,
         lvl_pos=lvl_pos,
         next_input=transformer.start_input(cond, lvl_pos),
@@ -186,7 +197,7 @@ def run_var_scales(
 def sample_var(
     transformer: VARTransformer,
     vae: VQVAE,
-    labels: torch.Tensor,
+    labels: torch.Tensor | None,
     *,
     cfg: float = 1.5,
     top_k: PerScale = 0,
@@ -194,13 +205,15 @@ def sample_var(
     temperature: PerScale = 1.0,
     seed: int | None = None,
     autocast_dtype: torch.dtype | None = None,
+    batch_size: int | None = None,
 ) -> torch.Tensor:
-    """Class labels [B] → tokens [B, L] int64 (all scales, coarse to fine), the official sampler's stream."""
+    """Class labels [B] (None: `batch_size` random classes from the same generator) → tokens [B, L] int64
+    (all scales, coarse to fine), the official sampler's stream."""
     device = transformer.head.weight.device
     ctx = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype not in (None, torch.float32) else contextlib.nullcontext()
     try:
         with ctx:
-            state = start_var_sampling(transformer, vae, labels, seed=seed)
+            state = start_var_sampling(transformer, vae, labels, seed=seed, batch_size=batch_size)
             run_var_scales(transformer, vae, state, cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature)
     finally:
         transformer.clear_kv_cache()

@@ -19,6 +19,7 @@ import torch
 from ardistill.models.var.config import VARConfig, VQVAEConfig
 from ardistill.models.var.transformer import VARTransformer
 from ardistill.models.var.vqvae import VQVAE
+from ardistill.sampling.var import sample_var
 from ardistill.teachers.var import VARTeacher
 
 STRUCTURAL_BUFFERS = ("lvl_1L", "attn_bias_for_masking", "zero_k_bias", "ema_vocab_hit_SV")
@@ -110,6 +111,8 @@ OFFICIAL = {
                    0.3019548, 0.2417527, 0.3281703, 0.8076127, 1.0, 0.7143772, 0.5620563, 0.3974306, 0.0237742, 0.525508, 0.0, 1.0, 0.179746],
         "mean": [0.4801845, 0.4796625],
     },
+    # autoregressive_infer_cfg(B=1, label_B=None, g_seed=5, cfg=2.0, top_k=10, top_p=0.9): the class is drawn first
+    "random_label": [[12, 1, 1, 35, 9, 24, 56, 54, 35, 35, 43, 10, 5, 18, 60, 18, 35, 31, 35, 35, 31, 5, 60, 35, 54, 35, 35, 35, 55, 5]],
     "encode": [[19, 58, 6, 58, 6, 33, 25, 5, 33, 33, 58, 33, 33, 5, 59, 55, 21, 6, 42, 0, 49, 16, 25, 31, 32, 16, 22, 5, 31, 36]],
 }
 FLOAT_TOL = 1e-5
@@ -160,3 +163,9 @@ def test_decode_and_encode_match_official_vqvae(pinned_teacher):
     _assert_floats(pixel_probe(images), OFFICIAL["decode"]["pixels"])
     _assert_floats(images.mean(dim=(1, 2, 3)), OFFICIAL["decode"]["mean"])
     assert pinned_teacher.encode(encode_input()).tolist() == OFFICIAL["encode"]
+
+
+def test_random_labels_use_the_official_generator_stream(pinned_teacher):
+    t = pinned_teacher
+    tokens = sample_var(t.transformer, t.vae, None, batch_size=1, cfg=2.0, top_k=10, top_p=0.9, seed=5)
+    assert tokens.tolist() == OFFICIAL["random_label"]
