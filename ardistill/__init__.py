@@ -12,8 +12,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from ardistill.api import list_models, load_teacher
+from ardistill.api import list_models, load_evaluator, load_teacher
 from ardistill.errors import ArdistillError
 from ardistill.teachers.base import SamplingSettings, Teacher
 
-__all__ = ["__version__", "load_teacher", "list_models", "ArdistillError", "Teacher", "SamplingSettings"]
+__all__ = ["__version__", "load_teacher", "list_models", "load_evaluator", "ArdistillError", "Teacher", "SamplingSettings"]

@@ -65,4 +65,15 @@ def _resolve(name_or_path: str | os.PathLike):
     raise ArdistillError(f"{path}: not recognised as the transformer of any registered model (try `ardistill inspect {path}`)")
 
 
-__all__ = ["load_teacher", "list_models"]
+def load_evaluator(path: str | os.PathLike | None = None, *, device: str | torch.device = "cpu"):
+    """The shipped evaluator of the procedural world (or the one in folder `path`).
+
+    `.predict(images [B, 3, H, W] in [0, 1]) -> labels [B]`, `.features(images) -> [B, D]`,
+    `.accuracy(images, labels) -> float`.
+    """
+    from ardistill.eval.evaluator import load_evaluator as _load
+
+    return _load(path, device=device)
+
+
+__all__ = ["load_teacher", "list_models", "load_evaluator"]

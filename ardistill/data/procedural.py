@@ -219,7 +219,9 @@ def make_images(indices, *, seed: int = 0, size: int = 64) -> tuple[torch.Tensor
     coords = (torch.arange(size, dtype=torch.float32) + 0.5) * (2.0 / size) - 1.0
     ys, xs = coords.view(1, size, 1), coords.view(1, 1, size)
     pixel = 2.0 / size
-    col = lambda v: v.view(-1, 1, 1)  # noqa: E731  [n] → [n, 1, 1]
+
+    def col(v: Tensor) -> Tensor:  # [n] → [n, 1, 1]
+        return v.view(-1, 1, 1)
 
     # Background: flat (bg2 == bg1) or a linear ramp along a random direction.
     ramp = ((xs * col(p["grad_cos"]) + ys * col(p["grad_sin"])) * (0.5 / math.sqrt(2.0)) + 0.5).clamp(0, 1)
