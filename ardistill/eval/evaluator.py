@@ -30,6 +30,9 @@ class Evaluator:
         self.network = network.to(self.device).eval()  # inference uses no_grad; requires_grad is left as is
         self.config: EvaluatorConfig = network.cfg
         self.card = dict(card or {})
+        # Features are divided by their RMS on held-out images (measured at training time) so that FID/KID have a
+        # scale comparable to Inception features (raw SiLU features are ~10× larger and blow up KID's cubic kernel).
+        self.feature_scale = float(self.card.get("feature_rms", 1.0))
 
     @property
     def num_classes(self) -> int:
@@ -55,14 +58,14 @@ class Evaluator:
         feats, logits = [], []
         for chunk in images.split(batch_size):
             f, lg = self.network(self._prepare(chunk))
-            feats.append(f.float().cpu())
+            feats.append(f.float().cpu() / self.feature_scale)
             logits.append(lg.float().cpu())
         if not feats:
             return torch.empty(0, self.feature_dim), torch.empty(0, self.num_classes)
         return torch.cat(feats), torch.cat(logits)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        """Penultimate features `[B, D]` (what FID/KID/precision-recall compare)."""
+        """Penultimate features `[B, D]`, RMS-normalised (what FID/KID/precision-recall compare)."""
         return self.features_and_logits(images)[0]
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:

@@ -37,11 +37,12 @@ class ToyFeatureExtractor(FeatureExtractorBase):
         evaluator = load_evaluator(feature_extractor_weights_path)
         self.network = evaluator.network
         self.image_size = evaluator.config.image_size
+        self.feature_scale = evaluator.feature_scale
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         vassert(torch.is_tensor(x) and x.dtype == torch.uint8, "Expecting image as torch.Tensor with dtype=torch.uint8")
         features, logits = self.network(to_input_size(x.float() / 255.0, self.image_size))
-        out = {"features": features.float(), "logits": logits.float()}
+        out = {"features": features.float() / self.feature_scale, "logits": logits.float()}
         return tuple(out[name] for name in self.features_list)
 
     @staticmethod

@@ -40,6 +40,13 @@ def heldout_accuracy(evaluator: Evaluator, num: int, *, seed: int = 0, size: int
     return evaluator.accuracy(images, labels)
 
 
+def measure_feature_rms(evaluator: Evaluator, *, seed: int = 0, num: int = 2000, size: int = 64) -> float:
+    """RMS of the raw penultimate features over held-out images (stored in the card as `feature_rms`)."""
+    images, _ = split_images(num, split="heldout", seed=seed, size=size)
+    raw = Evaluator(evaluator.network).features(images)  # no card → unscaled
+    return float(raw.pow(2).mean().sqrt())
+
+
 def train_evaluator(
     out_dir: str | os.PathLike,
     *,
@@ -93,10 +100,11 @@ def train_evaluator(
         "heldout": {"split": "heldout", "seed": seed, "stream": stream_seed("heldout", seed), "num_images": heldout},
         "training": {
             "steps": result.step, "batch_size": batch_size, "lr": lr, "seed": seed, "train_stream": stream_seed("train", seed),
-            "low_res_fraction": low_res_fraction, "ema_decay": train_cfg.ema_decay, "final_loss": round(result.last_loss, 5),
+            "low_res_fraction": low_res_fraction, "ema_decay": train_cfg.ema_decay, "final_loss": float(f"{result.last_loss:.4g}"),
             "seconds": round(train_seconds, 1), "torch_threads": torch.get_num_threads(),
             "machine": f"{platform.machine()} {platform.processor() or platform.system()}, torch {torch.__version__}",
         },
+        "feature_rms": round(measure_feature_rms(evaluator, seed=seed, size=size), 6),
         "params": sum(p.numel() for p in network.parameters()),
         "config": cfg.to_dict(),
     }
@@ -121,6 +129,8 @@ Used for (a) class accuracy of generated images against their requested label an
   ({cfg['image_size']} → {cfg['image_size'] // 2 ** len(cfg['widths'])} px), flatten, Linear → {cfg['feature_dim']}-d features (SiLU), Linear → logits.
   {card['params']:,} parameters.
 - **Input**: `[B, 3, H, W]` in [0, 1]; other sizes are bilinearly resized to {cfg['image_size']} px (32 px images are upsampled).
+- **Features**: the raw {cfg['feature_dim']}-d features divided by `feature_rms` = {card['feature_rms']:.4g} (their RMS on 2000 held-out
+  images), so FID/KID values have a scale comparable to Inception features.
 - **Data**: fresh images every step from the train stream (`stream_seed('train', {t['seed']})` = {t['train_stream']});
   {100 * t['low_res_fraction']:.0f}% of each batch rendered at 32 px and upsampled. No augmentation.
 - **Training**: {t['steps']} steps × batch {t['batch_size']}, AdamW lr {t['lr']} (warm-up, cosine), EMA {t['ema_decay']},
