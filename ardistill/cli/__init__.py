@@ -40,9 +40,9 @@ def _root(
 
 
 def _register_commands() -> None:
-    from ardistill.cli import convert, data, evaluator, inspect, models, sample
+    from ardistill.cli import convert, data, evaluator, inspect, models, sample, teacher
 
-    for module in (models, inspect, convert, sample, data, evaluator):
+    for module in (models, inspect, convert, sample, teacher, data, evaluator):
         module.register(app)
 
 

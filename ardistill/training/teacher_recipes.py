@@ -1,0 +1,163 @@
+"""`ardistill teacher train --recipe ...`: recipe-driven training of the built-in teachers, and their export as
+built-in models (`ardistill/weights/<name>/`: safetensors in the official key layout + model.json + README.md).
+
+Recipe kinds (the `kind:` field):
+- `var-tokenizer`: the multi-scale VQVAE (keys `tokenizer`, `data`, `train`, `batch_size`).
+- `var-teacher`: a VAR transformer on a tokenizer made by a `var-tokenizer` recipe (`tokenizer_recipe`), trained
+  first when its output is missing (keys `model`, `data`, `train`, `batch_size`, `num_images`, `sampling_defaults`).
+Output folder: `<runs>/<recipe name>/` (default runs/ in the working directory); `--resume` continues it.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from ardistill.configs import config_from_dict, config_to_dict
+from ardistill.errors import ArdistillError
+from ardistill.io import atomic_save_safetensors, atomic_write_json, atomic_write_text, load_state_dict_file, load_strict
+from ardistill.recipes import load_recipe
+from ardistill.training.loop import TrainConfig
+
+KINDS = ("var-tokenizer", "var-teacher")
+
+
+def recipe_name(recipe: dict) -> str:
+    return str(recipe.get("name") or Path(recipe["_path"]).stem)
+
+
+def _data(recipe: dict):
+    from ardistill.training.var_teacher import ImageData
+
+    d = dict(recipe.get("data", {}))
+    unknown = set(d) - {"seed", "size"}
+    if unknown:
+        raise ArdistillError(f"{recipe['_path']}: unknown data field(s) {', '.join(sorted(unknown))} (known: seed, size)")
+    return ImageData(**d)
+
+
+def _train_cfg(recipe: dict, steps: int | None) -> TrainConfig:
+    cfg = TrainConfig.from_dict(recipe.get("train", {}))
+    if steps is not None:
+        cfg.steps = steps
+    return cfg
+
+
+def train_var_tokenizer_recipe(recipe: dict, runs: Path, *, resume: bool, steps: int | None, progress: bool = True) -> Path:
+    """Train (or resume) the tokenizer of a `var-tokenizer` recipe; returns its `tokenizer.safetensors`."""
+    from ardistill.models.var.config import VQVAEConfig
+    from ardistill.training.var_teacher import train_var_tokenizer
+
+    out = runs / recipe_name(recipe)
+    final = out / "tokenizer.safetensors"
+    if final.is_file() and not resume:
+        return final
+    vq_cfg = config_from_dict(VQVAEConfig, recipe["tokenizer"], where=f"{recipe['_path']}: tokenizer")
+    t0 = time.time()
+    vae, result = train_var_tokenizer(vq_cfg, _train_cfg(recipe, steps), _data(recipe), out,
+                                      batch_size=int(recipe.get("batch_size", 32)), resume=resume, progress=progress)
+    atomic_save_safetensors(vae.state_dict(), final)
+    atomic_write_json(out / "tokenizer.json", {"config": config_to_dict(vq_cfg), "steps": result.step,
+                                              "last_loss": result.last_loss, "seconds": time.time() - t0})
+    return final
+
+
+def load_tokenizer_output(path: Path):
+    from ardistill.models.var.config import VQVAEConfig
+    from ardistill.models.var.vqvae import VQVAE
+
+    info = json.loads((path.parent / "tokenizer.json").read_text())
+    cfg = config_from_dict(VQVAEConfig, info["config"], where=str(path.parent / "tokenizer.json"))
+    vae = VQVAE(cfg)
+    load_strict(vae, load_state_dict_file(path), what=str(path))
+    return vae.eval().requires_grad_(False), cfg
+
+
+def train_var_teacher_recipe(recipe: dict, runs: Path, *, resume: bool, steps: int | None, progress: bool = True,
+                             num_images: int | None = None) -> Path:
+    """Train (or resume) a `var-teacher` recipe; returns the run folder holding `transformer.safetensors`."""
+    from ardistill.data import NUM_CLASSES
+    from ardistill.models.var.config import VARConfig
+    from ardistill.training.var_teacher import train_var_transformer
+
+    tok_recipe = load_recipe(recipe["tokenizer_recipe"])
+    tok_path = train_var_tokenizer_recipe(tok_recipe, runs, resume=resume, steps=steps, progress=progress)
+    vae, vq_cfg = load_tokenizer_output(tok_path)
+    model_fields = dict(recipe["model"])
+    model_fields["vae"] = config_to_dict(vq_cfg)
+    model_fields.setdefault("patch_nums", list(vq_cfg.patch_nums))
+    model_fields.setdefault("vocab_size", vq_cfg.vocab_size)
+    model_fields.setdefault("z_channels", vq_cfg.z_channels)
+    model_fields.setdefault("num_classes", NUM_CLASSES)
+    cfg = config_from_dict(VARConfig, model_fields, where=f"{recipe['_path']}: model")
+    out = runs / recipe_name(recipe)
+    t0 = time.time()
+    model, result = train_var_transformer(cfg, vae, _train_cfg(recipe, steps), _data(recipe), out,
+                                          num_images=num_images or int(recipe.get("num_images", 20_000)),
+                                          batch_size=int(recipe.get("batch_size", 64)), resume=resume, progress=progress)
+    atomic_save_safetensors(model.state_dict(), out / "transformer.safetensors")
+    atomic_save_safetensors(vae.state_dict(), out / "tokenizer.safetensors")
+    atomic_write_json(out / "run.json", {
+        "name": recipe_name(recipe), "family": "var", "config": config_to_dict(cfg), "recipe": recipe["_path"],
+        "steps": result.step, "last_loss": result.last_loss, "seconds": time.time() - t0,
+        "machine": f"{platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}",
+        "sampling_defaults": recipe.get("sampling_defaults", {}),
+        "params": sum(p.numel() for p in model.parameters()),
+    })
+    return out
+
+
+def export_builtin(run_dir: Path, weights_root: Path, *, metrics: dict | None = None) -> Path:
+    """Copy a finished teacher run into `weights_root/<name>/` as a built-in model (model.json + safetensors)."""
+    info = json.loads((run_dir / "run.json").read_text())
+    name = info["name"]
+    dest = weights_root / name
+    files = {"transformer": "transformer.safetensors", "tokenizer": "tokenizer.safetensors"}
+    for role, fname in files.items():
+        atomic_save_safetensors(load_state_dict_file(run_dir / fname), dest / fname)
+    cfg = info["config"]
+    patch_nums = cfg["patch_nums"]
+    image_size = patch_nums[-1] * 2 ** (len(cfg["vae"]["ch_mult"]) - 1)
+    card = {
+        "name": name, "family": info["family"], "config": cfg, "files": files,
+        "description": f"built-in {info['family'].upper()} teacher trained on the procedural world ({image_size} px)",
+        "tokens_per_image": sum(p * p for p in patch_nums), "image_size": image_size, "params": info["params"],
+        "sampling_defaults": info.get("sampling_defaults", {}),
+        "training": {k: info[k] for k in ("recipe", "steps", "last_loss", "seconds", "machine")},
+        "metrics": metrics or {},
+    }
+    atomic_write_json(dest / "model.json", card)
+    atomic_write_text(dest / "README.md", model_card_markdown(card))
+    return dest
+
+
+def model_card_markdown(card: dict) -> str:
+    t = card["training"]
+    lines = [f"# {card['name']}", "", card["description"] + ".", "",
+             f"- family: {card['family']}; transformer parameters: {card['params']:,}; tokens per image: {card['tokens_per_image']}",
+             f"- recipe: `{t['recipe']}`; steps: {t['steps']}; final loss: {t['last_loss']:.4f}",
+             f"- training time: {t['seconds'] / 60:.1f} min on {t['machine']}",
+             f"- default sampling: {card['sampling_defaults']}", "", "## Config", "", "```json",
+             json.dumps(card["config"], indent=1), "```", ""]
+    if card.get("metrics"):
+        lines += ["## Measured", ""] + [f"- {k}: {v}" for k, v in card["metrics"].items()] + [""]
+    return "\n".join(lines)
+
+
+def train_from_recipe(recipe_ref: str, *, runs: Path, resume: bool = False, steps: int | None = None,
+                      export_to: Path | None = None, progress: bool = True, num_images: int | None = None) -> Path:
+    """Dispatch on the recipe's `kind`; returns the run folder (and exports it when `export_to` is given)."""
+    recipe = load_recipe(recipe_ref)
+    kind = recipe.get("kind")
+    if kind == "var-tokenizer":
+        return train_var_tokenizer_recipe(recipe, runs, resume=resume, steps=steps, progress=progress).parent
+    if kind == "var-teacher":
+        out = train_var_teacher_recipe(recipe, runs, resume=resume, steps=steps, progress=progress, num_images=num_images)
+        if export_to is not None:
+            export_builtin(out, export_to)
+        return out
+    raise ArdistillError(f"{recipe['_path']}: unknown recipe kind {kind!r}; known: {', '.join(KINDS)}")

@@ -1,0 +1,171 @@
+"""Training a VAR-family teacher from scratch on the procedural image world: the multi-scale tokenizer, then the
+transformer on the tokenizer's codes. The same modules as the official models; only the configs are small.
+
+Shapes: B batch, L tokens per image (Σ pn²), V codebook size, Cvae code dimension, images [B, 3, H, W] in [0, 1]
+at the data boundary and [-1, 1] inside the tokenizer (official convention).
+
+Determinism: the batch of step s holds the images with global indices [s·B, (s+1)·B) of the training seed (a pure
+function of the step), so a resumed run sees exactly the batches an uninterrupted run sees.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ardistill.io import atomic_save_safetensors, load_state_dict_file
+from ardistill.models.var.config import VARConfig, VQVAEConfig
+from ardistill.models.var.transformer import VARTransformer
+from ardistill.models.var.vqvae import VQVAE
+from ardistill.models.var.vqvae_train import restart_dead_codes, vqvae_train_forward
+from ardistill.training.loop import TrainConfig, TrainResult, train_loop
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """Where training images come from: the "train" split of the procedural world at `size` px, seed `seed`
+    (the held-out split the evaluator and FID use is a disjoint stream)."""
+
+    seed: int = 0
+    size: int = 64
+
+    def batch(self, start: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images [count, 3, size, size] in [0, 1] and labels [count] of global indices [start, start + count)."""
+        from ardistill.data import make_images, stream_seed
+
+        return make_images(range(start, start + count), seed=stream_seed("train", self.seed), size=self.size)
+
+
+# ------------------------------------------------------------------------------------------------- tokenizer
+def train_var_tokenizer(
+    config: VQVAEConfig,
+    train: TrainConfig,
+    data: ImageData,
+    out_dir: str | Path,
+    *,
+    batch_size: int = 32,
+    dead_code_threshold: float = 0.03,
+    usage_decay: float = 0.99,
+    l1_weight: float = 0.2,
+    resume: bool = False,
+    progress: bool = True,
+) -> tuple[VQVAE, TrainResult]:
+    """Train the multi-scale VQVAE with reconstruction (MSE + l1_weight·L1) + the official VQ loss.
+
+    Code usage per scale is tracked in the official `quantize.ema_vocab_hit_SV` buffer (an EMA of hit counts per
+    batch, so it is checkpointed and resume stays exact); codes whose summed usage falls below
+    `dead_code_threshold` are restarted from current finest-scale residuals before the next step.
+    """
+    torch.manual_seed(train.seed)
+    vae = VQVAE(config).train()
+
+    def get_batch(step: int, micro: int):
+        images, _ = data.batch((step * train.grad_accum + micro) * batch_size, batch_size)
+        return images.mul(2).sub_(1)
+
+    def loss_fn(images: torch.Tensor, step: int):
+        q = vae.quantize
+        rec, vq_loss, usage, residuals = vqvae_train_forward(vae, images, beta=config.beta)
+        with torch.no_grad():
+            hits = usage / max(1.0, float(usage.sum())) * q.vocab_size  # 1.0 = uniform use
+            q.ema_vocab_hit_SV.mul_(usage_decay).add_(hits.expand_as(q.ema_vocab_hit_SV) / q.num_scales, alpha=1 - usage_decay)
+            if step % 10 == 9:
+                # Dead codes were not selected in this batch, so their gradient is zero and replacing them between
+                # forward and backward is safe; no state outlives the step, so resume stays exact.
+                g = torch.Generator().manual_seed(train.seed * 1_000_003 + step)
+                restart_dead_codes(q, q.ema_vocab_hit_SV.sum(0), residuals, dead_code_threshold, g)
+        mse = F.mse_loss(rec, images)
+        loss = mse + l1_weight * (rec - images).abs().mean() + vq_loss
+        used = float((usage > 0).float().mean())
+        return loss, {"mse": mse.item(), "vq": vq_loss.item(), "used": used}
+
+    # The usage EMA starts at "uniform" so no code is restarted before it has had a chance.
+    vae.quantize.ema_vocab_hit_SV.fill_(1.0)
+    result = train_loop(model=vae, loss_fn=loss_fn, get_batch=get_batch, cfg=train, out_dir=out_dir, resume=resume,
+                        progress=progress, description="tokenizer")
+    return vae.eval().requires_grad_(False), result
+
+
+# ----------------------------------------------------------------------------------------------- transformer
+@torch.no_grad()
+def tokenize_dataset(vae: VQVAE, data: ImageData, num_images: int, *, batch_size: int = 256,
+                     progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encode images [0, num_images) once: tokens [N, L] int64 and labels [N] int64."""
+    from rich.progress import Progress
+
+    tokens, labels = [], []
+    vae.eval()
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task(f"tokenizing {num_images} training images", total=num_images)
+        for start in range(0, num_images, batch_size):
+            n = min(batch_size, num_images - start)
+            images, lab = data.batch(start, n)
+            tokens.append(torch.cat(vae.img_to_idx(images.mul(2).sub_(1)), dim=1))
+            labels.append(lab)
+            bar.advance(task, n)
+    return torch.cat(tokens), torch.cat(labels).long()
+
+
+def load_or_make_token_cache(vae: VQVAE, data: ImageData, num_images: int, path: Path,
+                             progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokens of the training images, cached in `path` (written atomically) so a resumed run skips the encoding."""
+    if path.is_file():
+        sd = load_state_dict_file(path)
+        if sd["tokens"].shape[0] == num_images:
+            return sd["tokens"].long(), sd["labels"].long()
+    tokens, labels = tokenize_dataset(vae, data, num_images, progress=progress)
+    atomic_save_safetensors({"tokens": tokens.to(torch.int32), "labels": labels}, path)
+    return tokens, labels
+
+
+def var_teacher_forcing_loss(model: VARTransformer, vae: VQVAE, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over all positions of teacher-forced logits (the official trainer's uniform weighting)."""
+    splits = [pn * pn for pn in model.patch_nums]
+    with torch.no_grad():  # the tokenizer is frozen: its features are inputs, not parameters
+        x = vae.quantize.idx_to_var_input(list(torch.split(tokens, splits, dim=1)))
+    logits = model(labels, x)  # [B, L, V]
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1))
+
+
+def train_var_transformer(
+    config: VARConfig,
+    vae: VQVAE,
+    train: TrainConfig,
+    data: ImageData,
+    out_dir: str | Path,
+    *,
+    num_images: int = 20_000,
+    batch_size: int = 64,
+    resume: bool = False,
+    progress: bool = True,
+) -> tuple[VARTransformer, TrainResult]:
+    """Train a VAR transformer with the official initialisation and loss on the frozen tokenizer's codes."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokens, labels = load_or_make_token_cache(vae, data, num_images, out_dir / "tokens.safetensors", progress)
+    model = VARTransformer(config)
+    model.init_weights(torch.Generator().manual_seed(train.seed))
+    steps_per_epoch = max(1, num_images // batch_size)
+
+    def get_batch(step: int, micro: int):
+        k = step * train.grad_accum + micro
+        epoch, i = divmod(k, steps_per_epoch)
+        order = torch.randperm(num_images, generator=torch.Generator().manual_seed(train.seed * 7919 + epoch))
+        idx = order[i * batch_size : (i + 1) * batch_size]
+        return tokens[idx], labels[idx]
+
+    def loss_fn(batch, step: int):
+        tok, lab = batch
+        loss = var_teacher_forcing_loss(model, vae, tok, lab)
+        return loss, {"ppl": math.exp(min(20.0, loss.item()))}
+
+    result = train_loop(model=model, loss_fn=loss_fn, get_batch=get_batch, cfg=train, out_dir=out_dir, resume=resume,
+                        progress=progress, description="transformer")
+    return model.eval().requires_grad_(False), result
+
+
+__all__ = ["ImageData", "train_var_tokenizer", "train_var_transformer", "tokenize_dataset", "var_teacher_forcing_loss"]
