@@ -2,15 +2,18 @@
 built-in models (`ardistill/weights/<name>/`: safetensors in the official key layout + model.json + README.md).
 
 Recipe kinds (the `kind:` field):
-- `var-tokenizer`: the multi-scale VQVAE (keys `tokenizer`, `data`, `train`, `batch_size`).
-- `var-teacher`: a VAR transformer on a tokenizer made by a `var-tokenizer` recipe (`tokenizer_recipe`), trained
-  first when its output is missing (keys `model`, `data`, `train`, `batch_size`, `num_images`, `sampling_defaults`).
+- `var-tokenizer` / `llamagen-tokenizer`: the multi-scale VQVAE / the VQ tokenizer (keys `tokenizer`, `data`,
+  `train`, `batch_size`).
+- `var-teacher` / `llamagen-teacher`: a VAR transformer / a class-conditional GPT on a tokenizer made by a tokenizer
+  recipe (`tokenizer_recipe`), trained first when its output is missing (keys `model`, `data`, `train`,
+  `batch_size`, `num_images`, `sampling_defaults`).
 Output folder: `<runs>/<recipe name>/` (default runs/ in the working directory); `--resume` continues it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import platform
 import time
 from pathlib import Path
@@ -23,7 +26,7 @@ from ardistill.io import atomic_save_safetensors, atomic_write_json, atomic_writ
 from ardistill.recipes import load_recipe
 from ardistill.training.loop import TrainConfig
 
-KINDS = ("var-tokenizer", "var-teacher")
+KINDS = ("var-tokenizer", "var-teacher", "llamagen-tokenizer", "llamagen-teacher")
 
 
 def recipe_name(recipe: dict) -> str:
@@ -47,34 +50,49 @@ def _train_cfg(recipe: dict, steps: int | None) -> TrainConfig:
     return cfg
 
 
-def train_var_tokenizer_recipe(recipe: dict, runs: Path, *, resume: bool, steps: int | None, progress: bool = True) -> Path:
-    """Train (or resume) the tokenizer of a `var-tokenizer` recipe; returns its `tokenizer.safetensors`."""
-    from ardistill.models.var.config import VQVAEConfig
-    from ardistill.training.var_teacher import train_var_tokenizer
+def _tokenizer_family(recipe: dict):
+    """(family, config class, model class, train function) of a tokenizer recipe."""
+    kind = recipe.get("kind")
+    if kind == "var-tokenizer":
+        from ardistill.models.var.config import VQVAEConfig
+        from ardistill.models.var.vqvae import VQVAE
+        from ardistill.training.var_teacher import train_var_tokenizer
 
+        return "var", VQVAEConfig, VQVAE, train_var_tokenizer
+    if kind == "llamagen-tokenizer":
+        from ardistill.models.llamagen.config import VQConfig
+        from ardistill.models.llamagen.vq import VQModel
+        from ardistill.training.llamagen_teacher import train_llamagen_tokenizer
+
+        return "llamagen", VQConfig, VQModel, train_llamagen_tokenizer
+    raise ArdistillError(f"{recipe['_path']}: kind {kind!r} is not a tokenizer recipe (var-tokenizer, llamagen-tokenizer)")
+
+
+def train_tokenizer_recipe(recipe: dict, runs: Path, *, resume: bool, steps: int | None, progress: bool = True) -> Path:
+    """Train (or resume) the tokenizer of a tokenizer recipe; returns its `tokenizer.safetensors`."""
+    family, config_cls, _, train_fn = _tokenizer_family(recipe)
     out = runs / recipe_name(recipe)
     final = out / "tokenizer.safetensors"
     if final.is_file() and not resume:
         return final
-    vq_cfg = config_from_dict(VQVAEConfig, recipe["tokenizer"], where=f"{recipe['_path']}: tokenizer")
+    tok_cfg = config_from_dict(config_cls, recipe["tokenizer"], where=f"{recipe['_path']}: tokenizer")
     t0 = time.time()
-    vae, result = train_var_tokenizer(vq_cfg, _train_cfg(recipe, steps), _data(recipe), out,
-                                      batch_size=int(recipe.get("batch_size", 32)), resume=resume, progress=progress)
-    atomic_save_safetensors(vae.state_dict(), final)
-    atomic_write_json(out / "tokenizer.json", {"config": config_to_dict(vq_cfg), "steps": result.step,
+    model, result = train_fn(tok_cfg, _train_cfg(recipe, steps), _data(recipe), out,
+                             batch_size=int(recipe.get("batch_size", 32)), resume=resume, progress=progress)
+    atomic_save_safetensors(model.state_dict(), final)
+    atomic_write_json(out / "tokenizer.json", {"kind": recipe["kind"], "config": config_to_dict(tok_cfg), "steps": result.step,
                                               "last_loss": result.last_loss, "seconds": time.time() - t0})
     return final
 
 
-def load_tokenizer_output(path: Path):
-    from ardistill.models.var.config import VQVAEConfig
-    from ardistill.models.var.vqvae import VQVAE
-
+def load_tokenizer_output(path: Path, recipe: dict):
+    """A trained tokenizer (module in eval mode, config) from its run folder."""
+    _, config_cls, model_cls, _ = _tokenizer_family(recipe)
     info = json.loads((path.parent / "tokenizer.json").read_text())
-    cfg = config_from_dict(VQVAEConfig, info["config"], where=str(path.parent / "tokenizer.json"))
-    vae = VQVAE(cfg)
-    load_strict(vae, load_state_dict_file(path), what=str(path))
-    return vae.eval().requires_grad_(False), cfg
+    cfg = config_from_dict(config_cls, info["config"], where=str(path.parent / "tokenizer.json"))
+    model = model_cls(cfg)
+    load_strict(model, load_state_dict_file(path), what=str(path))
+    return model.eval().requires_grad_(False), cfg
 
 
 def train_var_teacher_recipe(recipe: dict, runs: Path, *, resume: bool, steps: int | None, progress: bool = True,
@@ -85,8 +103,8 @@ def train_var_teacher_recipe(recipe: dict, runs: Path, *, resume: bool, steps: i
     from ardistill.training.var_teacher import train_var_transformer
 
     tok_recipe = load_recipe(recipe["tokenizer_recipe"])
-    tok_path = train_var_tokenizer_recipe(tok_recipe, runs, resume=resume, steps=steps, progress=progress)
-    vae, vq_cfg = load_tokenizer_output(tok_path)
+    tok_path = train_tokenizer_recipe(tok_recipe, runs, resume=resume, steps=steps, progress=progress)
+    vae, vq_cfg = load_tokenizer_output(tok_path, tok_recipe)
     model_fields = dict(recipe["model"])
     model_fields["vae"] = config_to_dict(vq_cfg)
     model_fields.setdefault("patch_nums", list(vq_cfg.patch_nums))
@@ -99,16 +117,55 @@ def train_var_teacher_recipe(recipe: dict, runs: Path, *, resume: bool, steps: i
     model, result = train_var_transformer(cfg, vae, _train_cfg(recipe, steps), _data(recipe), out,
                                           num_images=num_images or int(recipe.get("num_images", 20_000)),
                                           batch_size=int(recipe.get("batch_size", 64)), resume=resume, progress=progress)
+    _write_run(out, recipe, "var", cfg, model, vae, result, t0)
+    return out
+
+
+def train_llamagen_teacher_recipe(recipe: dict, runs: Path, *, resume: bool, steps: int | None, progress: bool = True,
+                                  num_images: int | None = None) -> Path:
+    """Train (or resume) a `llamagen-teacher` recipe; returns the run folder holding `transformer.safetensors`."""
+    from ardistill.data import NUM_CLASSES
+    from ardistill.models.llamagen.config import GPTConfig
+    from ardistill.training.llamagen_teacher import train_llamagen_gpt
+
+    tok_recipe = load_recipe(recipe["tokenizer_recipe"])
+    tok_path = train_tokenizer_recipe(tok_recipe, runs, resume=resume, steps=steps, progress=progress)
+    vq, vq_cfg = load_tokenizer_output(tok_path, tok_recipe)
+    size = _data(recipe).size
+    fields = dict(recipe["model"])
+    fields["vq"] = config_to_dict(vq_cfg)
+    fields.setdefault("vocab_size", vq_cfg.codebook_size)
+    fields.setdefault("block_size", (size // vq_cfg.downsample) ** 2)
+    fields.setdefault("num_classes", NUM_CLASSES)
+    cfg = config_from_dict(GPTConfig, fields, where=f"{recipe['_path']}: model")
+    out = runs / recipe_name(recipe)
+    t0 = time.time()
+    gpt, result = train_llamagen_gpt(cfg, vq, _train_cfg(recipe, steps), _data(recipe), out,
+                                     num_images=num_images or int(recipe.get("num_images", 20_000)),
+                                     batch_size=int(recipe.get("batch_size", 64)), resume=resume, progress=progress)
+    _write_run(out, recipe, "llamagen", cfg, gpt, vq, result, t0)
+    return out
+
+
+def _write_run(out: Path, recipe: dict, family: str, cfg, model, tokenizer, result, t0: float) -> None:
     atomic_save_safetensors(model.state_dict(), out / "transformer.safetensors")
-    atomic_save_safetensors(vae.state_dict(), out / "tokenizer.safetensors")
+    atomic_save_safetensors(tokenizer.state_dict(), out / "tokenizer.safetensors")
     atomic_write_json(out / "run.json", {
-        "name": recipe_name(recipe), "family": "var", "config": config_to_dict(cfg), "recipe": recipe["_path"],
+        "name": recipe_name(recipe), "family": family, "config": config_to_dict(cfg), "recipe": recipe["_path"],
         "steps": result.step, "last_loss": result.last_loss, "seconds": time.time() - t0,
         "machine": f"{platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}",
         "sampling_defaults": recipe.get("sampling_defaults", {}),
         "params": sum(p.numel() for p in model.parameters()),
     })
-    return out
+
+
+def _geometry(family: str, cfg: dict) -> tuple[int, int]:
+    """(tokens per image, image size in px) of an exported config dict."""
+    if family == "var":
+        patch_nums = cfg["patch_nums"]
+        return sum(p * p for p in patch_nums), patch_nums[-1] * 2 ** (len(cfg["vae"]["ch_mult"]) - 1)
+    grid = math.isqrt(cfg["block_size"])
+    return cfg["block_size"], grid * 2 ** (len(cfg["vq"]["encoder_ch_mult"]) - 1)
 
 
 def export_builtin(run_dir: Path, weights_root: Path, *, metrics: dict | None = None) -> Path:
@@ -120,12 +177,11 @@ def export_builtin(run_dir: Path, weights_root: Path, *, metrics: dict | None = 
     for role, fname in files.items():
         atomic_save_safetensors(load_state_dict_file(run_dir / fname), dest / fname)
     cfg = info["config"]
-    patch_nums = cfg["patch_nums"]
-    image_size = patch_nums[-1] * 2 ** (len(cfg["vae"]["ch_mult"]) - 1)
+    tokens_per_image, image_size = _geometry(info["family"], cfg)
     card = {
         "name": name, "family": info["family"], "config": cfg, "files": files,
         "description": f"built-in {info['family'].upper()} teacher trained on the procedural world ({image_size} px)",
-        "tokens_per_image": sum(p * p for p in patch_nums), "image_size": image_size, "params": info["params"],
+        "tokens_per_image": tokens_per_image, "image_size": image_size, "params": info["params"],
         "sampling_defaults": info.get("sampling_defaults", {}),
         "training": {k: info[k] for k in ("recipe", "steps", "last_loss", "seconds", "machine")},
         "metrics": metrics or {},
@@ -153,10 +209,11 @@ def train_from_recipe(recipe_ref: str, *, runs: Path, resume: bool = False, step
     """Dispatch on the recipe's `kind`; returns the run folder (and exports it when `export_to` is given)."""
     recipe = load_recipe(recipe_ref)
     kind = recipe.get("kind")
-    if kind == "var-tokenizer":
-        return train_var_tokenizer_recipe(recipe, runs, resume=resume, steps=steps, progress=progress).parent
-    if kind == "var-teacher":
-        out = train_var_teacher_recipe(recipe, runs, resume=resume, steps=steps, progress=progress, num_images=num_images)
+    if kind in ("var-tokenizer", "llamagen-tokenizer"):
+        return train_tokenizer_recipe(recipe, runs, resume=resume, steps=steps, progress=progress).parent
+    if kind in ("var-teacher", "llamagen-teacher"):
+        train = train_var_teacher_recipe if kind == "var-teacher" else train_llamagen_teacher_recipe
+        out = train(recipe, runs, resume=resume, steps=steps, progress=progress, num_images=num_images)
         if export_to is not None:
             export_builtin(out, export_to)
         return out

@@ -1,4 +1,4 @@
-"""Training the built-in VAR teachers: losses decrease, runs resume, recipes run end to end and export a model
+"""Training the built-in teachers (VAR and LlamaGen families): losses decrease, runs resume exactly, recipes run end to end
 that loads by name."""
 
 import json
@@ -53,28 +53,36 @@ def test_transformer_loss_decreases(tmp_path):
     assert (tmp_path / "var" / "tokens.safetensors").is_file()
 
 
-def test_recipe_runs_and_exports_a_loadable_builtin(tmp_path, monkeypatch):
+@pytest.mark.parametrize("recipe, family, tokens", [("toy/var-toy-s", "var", 130), ("toy/llamagen-toy", "llamagen", 64)])
+def test_recipe_runs_and_exports_a_loadable_builtin(recipe, family, tokens, tmp_path, monkeypatch):
     from ardistill.cli import main
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as e:
-        main(["teacher", "train", "--recipe", "toy/var-toy-s", "--runs", "runs", "--steps", "2", "--num-images", "32",
+        main(["teacher", "train", "--recipe", recipe, "--runs", "runs", "--steps", "2", "--num-images", "32",
               "--export", "--weights-root", "weights"])
     assert e.value.code in (0, None)
-    card = json.loads((tmp_path / "weights" / "var-toy-s" / "model.json").read_text())
-    assert card["family"] == "var" and card["tokens_per_image"] == 130 and card["image_size"] == 64
-    # The exported folder is a built-in model layout: load it through the registry's file resolution.
-    from ardistill.configs import config_from_dict
-    from ardistill.registry import ModelSpec, WeightFile
-    from ardistill.teachers.var import load_var_teacher
+    name = recipe.split("/")[-1]
+    folder = tmp_path / "weights" / name
+    card = json.loads((folder / "model.json").read_text())
+    assert card["family"] == family and card["tokens_per_image"] == tokens and card["image_size"] == 64
+    # The exported folder is a built-in model: register it the way the zoo does and load it by name.
+    from ardistill import registry
+    from ardistill.api import load_teacher
 
-    spec = ModelSpec(name="var-toy-s", family="var", config=config_from_dict(VARConfig, card["config"]),
-                     files=tuple(WeightFile(r, f) for r, f in card["files"].items()))
-    folder = tmp_path / "weights" / "var-toy-s"
-    teacher = load_var_teacher(spec, transformer_path=folder / "transformer.safetensors", vae_path=folder / "tokenizer.safetensors")
-    tokens = teacher.sample(torch.tensor([0, 5]), cfg=1.5, top_k=0, top_p=0.0, seed=0)
-    assert tokens.shape == (2, 130)
-    images = teacher.decode(tokens)
+    registry.list_models()
+    monkeypatch.setattr(registry, "PACKAGE_WEIGHTS", tmp_path / "weights")
+    from ardistill.zoo import _register_builtins
+
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
+    registry._MODELS.pop(name, None)
+    _register_builtins()
+    teacher = load_teacher(name)
+    labels = torch.tensor([0, 5])
+    sampled = teacher.sample(labels, seed=0)
+    assert sampled.shape == (2, tokens)
+    assert torch.equal(sampled, teacher.sample(labels, seed=0))
+    images = teacher.decode(sampled)
     assert images.shape == (2, 3, 64, 64) and 0 <= images.min() and images.max() <= 1
 
 
