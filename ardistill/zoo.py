@@ -53,22 +53,13 @@ for _size, _res, _cfg_scale in _LLAMAGEN_RELEASES:
 
 
 def _register_families() -> None:
-    # TEMPORARY during parallel development: each family registers itself once its modules exist.
-    # (The guards are removed when both families have landed.)
-    try:
-        from ardistill.models.var.checkpoint import guess_var_checkpoint
-        from ardistill.teachers.var import load_var_teacher
-    except ModuleNotFoundError:
-        pass
-    else:
-        register_family("var", load_var_teacher, guess_var_checkpoint)
-    try:
-        from ardistill.models.llamagen.checkpoint import guess_llamagen_checkpoint
-        from ardistill.teachers.llamagen import load_llamagen_teacher
-    except ModuleNotFoundError:
-        pass
-    else:
-        register_family("llamagen", load_llamagen_teacher, guess_llamagen_checkpoint)
+    from ardistill.models.llamagen.checkpoint import guess_llamagen_checkpoint
+    from ardistill.models.var.checkpoint import guess_var_checkpoint
+    from ardistill.teachers.llamagen import load_llamagen_teacher
+    from ardistill.teachers.var import load_var_teacher
+
+    register_family("var", load_var_teacher, guess_var_checkpoint)
+    register_family("llamagen", load_llamagen_teacher, guess_llamagen_checkpoint)
 
 
 _register_families()
