@@ -99,3 +99,37 @@ def _register_builtins() -> None:
 
 
 _register_builtins()
+
+
+# ---------------------------------------------------------------------------------------- DD students (official)
+# microsoft/distilled_decoding release files; t_list / split from the README's 2-step commands.
+DD_HF = "https://huggingface.co/microsoft/distilled_decoding/resolve/main"
+
+
+def _register_dd_students() -> None:
+    from ardistill.models.dd.config import DDStudentConfig
+
+    releases = [  # name, family, teacher, file, t_list, split, params (counted from the module)
+        ("dd-var-d16", "var", "var-d16", "VAR-DD/var-d16.pth", (0, 5), 5, 328_165_664),
+        ("dd-var-d20", "var", "var-d20", "VAR-DD/var-d20.pth", (0, 4), 4, 635_399_088),
+        ("dd-var-d24", "var", "var-d24", "VAR-DD/var-d24.pth", (0, 4), 4, 1_092_478_560),
+        ("dd-llamagen-b", "llamagen", "llamagen-b", "LlamaGen-DD/llamagen-B.pt", (0, 80), 80, 98_321_672),
+        ("dd-llamagen-l", "llamagen", "llamagen-l", "LlamaGen-DD/llamagen-L.pt", (0, 80), 130, 326_155_272),
+    ]
+    for name, family, teacher, path, t_list, split, params in releases:
+        register_model(
+            ModelSpec(
+                name=name,
+                family=f"dd-{family}",
+                config=DDStudentConfig(family=family, teacher=teacher, t_list=t_list, split=split),
+                files=(WeightFile("student", path.split("/")[-1], f"{DD_HF}/{path}"),),
+                description=f"Distilled Decoding student of {teacher}, 1–2 steps (microsoft/distilled_decoding)",
+                tokens_per_image=680 if family == "var" else 256,
+                image_size=256,
+                params=params,
+                kind="student",
+            )
+        )
+
+
+_register_dd_students()
