@@ -55,3 +55,56 @@ def tiny_pair():
     """(drafter depth 3 width 96, refiner depth 1 width 64), one shared tokenizer."""
     vae = randomize_(VQVAE(tiny_vae_config()), seed=7)
     return make_teacher("tiny-drafter", 3, 96, 11, vae), make_teacher("tiny-refiner", 1, 64, 12, vae)
+
+
+# ---------------------------------------------------------------------------- official-layout pair (pinned tokens)
+STRUCTURAL_BUFFERS = ("lvl_1L", "attn_bias_for_masking", "zero_k_bias", "ema_vocab_hit_SV")
+
+
+@torch.no_grad()
+def fill_official_layout_(state_dict: dict, seed: int) -> None:
+    """Fill every learnt tensor of an official-layout VAR or VQVAE state dict in place, walking the keys in sorted
+    order with one randn per tensor from a CPU generator seeded with `seed`. The official side-by-side script
+    applied this very function to the official modules' state dicts (docs/code.md)."""
+    g = torch.Generator().manual_seed(seed)
+    for name in sorted(state_dict):
+        t = state_dict[name]
+        if not t.is_floating_point() or name.endswith(STRUCTURAL_BUFFERS):
+            continue
+        r = torch.randn(t.shape, generator=g, dtype=torch.float32)
+        if name.endswith("scale_mul_1H11"):
+            v = math.log(4.0) + 0.5 * r
+        elif name.endswith(("pos_1LC", "pos_start", "class_emb.weight", "lvl_embed.weight")):
+            v = 0.5 * r
+        elif name.endswith("quantize.embedding.weight"):
+            v = r
+        elif t.dim() >= 2:
+            v = r / math.sqrt(t[0].numel())
+        elif "norm" in name and name.endswith("weight"):
+            v = 1 + 0.1 * r
+        else:
+            v = 0.05 * r
+        t.copy_(v)
+
+
+# The official CoDe code hard-codes the 10-scale exit points, so the pinned pair has the 256-px scales at toy width:
+# build_vae_var_ctf(V=64, Cvae=8, ch=32, share_quant_resi=4, num_classes=10, depth_draft=2, depth_refine=1).
+PIN_SEEDS = dict(vae=3101, drafter=3102, refiner=3103)
+
+
+def official_pair_configs() -> tuple[VARConfig, VARConfig]:
+    vae = VQVAEConfig(vocab_size=64, z_channels=8, ch=32)
+    return (VARConfig(depth=2, num_classes=10, vocab_size=64, z_channels=8, vae=vae),
+            VARConfig(depth=1, num_classes=10, vocab_size=64, z_channels=8, vae=vae))
+
+
+def official_pair() -> tuple[VARTeacher, VARTeacher]:
+    dcfg, rcfg = official_pair_configs()
+    vae = VQVAE(dcfg.vae)
+    fill_official_layout_(vae.state_dict(), PIN_SEEDS["vae"])
+    teachers = []
+    for name, cfg in (("drafter", dcfg), ("refiner", rcfg)):
+        t = VARTransformer(cfg)
+        fill_official_layout_(t.state_dict(), PIN_SEEDS[name])
+        teachers.append(VARTeacher(f"pin-{name}", t, vae.eval()))
+    return teachers[0], teachers[1]
