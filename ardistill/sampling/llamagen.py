@@ -18,12 +18,16 @@ any number of tokens (teacher-involved Distilled Decoding, Collaborative Decodin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ardistill.models.llamagen.gpt import LlamaGenGPT
+
+# (sampling logits [B, 1, V] after CFG / temperature / top-k / top-p, token index, its position) → tokens [B, 1] int64
+ChooseTokens = Callable[[torch.Tensor, int, range], torch.Tensor]
 
 
 @torch.no_grad()
@@ -46,12 +50,19 @@ def filter_top_k_top_p_(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0
 
 
 @torch.no_grad()
-def sample_next_token(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
-    """Logits [B, T, V] (the last position is used) → token ids [B, 1] int64, one multinomial draw per row."""
+def next_token_logits(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Logits [B, T, V] (the last position is used) → the logits [B, V] the multinomial draws from (−inf = excluded)."""
     logits = logits[:, -1, :] / max(temperature, 1e-5)
     if top_k > 0 or top_p < 1.0:
         logits = filter_top_k_top_p_(logits, top_k, top_p)
+    return logits
+
+
+@torch.no_grad()
+def sample_next_token(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """Logits [B, T, V] (the last position is used) → token ids [B, 1] int64, one multinomial draw per row."""
+    logits = next_token_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p)
     probs = F.softmax(logits, dim=-1)
     return torch.multinomial(probs, num_samples=1, generator=generator)
 
@@ -86,6 +97,17 @@ class LlamaGenSamplingState:
         return torch.cat(self.tokens, dim=1)
 
 
+def choose_next_token(logits: torch.Tensor, state: LlamaGenSamplingState, *, temperature: float, top_k: int, top_p: float,
+                      choose_tokens: ChooseTokens | None) -> torch.Tensor:
+    """Logits [B, T, V] → the next token [B, 1]: the multinomial draw, or `choose_tokens(sampling logits [B, 1, V],
+    token index, range(index, index + 1))` (Distilled Decoding; the generator is then not used)."""
+    if choose_tokens is None:
+        return sample_next_token(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=state.generator)
+    i = state.num_tokens
+    masked = next_token_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p)
+    return choose_tokens(masked.unsqueeze(1), i, range(i, i + 1)).view(-1, 1)
+
+
 def make_generator(device: torch.device, seed: int | None) -> torch.Generator | None:
     if seed is None:
         return None
@@ -97,11 +119,12 @@ def make_generator(device: torch.device, seed: int | None) -> torch.Generator | 
 @torch.no_grad()
 def start_llamagen_sampling(gpt: LlamaGenGPT, labels: torch.Tensor, *, cfg: float = 1.0, cfg_interval: int = -1,
                             temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int | None = None,
-                            prefix: torch.Tensor | None = None) -> LlamaGenSamplingState:
+                            prefix: torch.Tensor | None = None, choose_tokens: ChooseTokens | None = None) -> LlamaGenSamplingState:
     """Seed the generator, set up fresh caches for the whole image, run the prefill and sample the next token.
 
     prefix: known image tokens [B, T] fed in the same prefill after the class token (teacher-involved sampling:
     the teacher continues a sequence another model started); the first sampled token is then token T.
+    choose_tokens: replaces the multinomial draw (see `choose_next_token`).
     """
     device = gpt.tok_embeddings.weight.device
     labels = labels.to(device=device, dtype=torch.long)
@@ -117,14 +140,16 @@ def start_llamagen_sampling(gpt: LlamaGenGPT, labels: torch.Tensor, *, cfg: floa
     logits = gpt.forward_cached(input_pos, labels=cond, tokens=known)
     if state.guided:
         logits = apply_cfg(logits, state.cfg)
-    state.tokens.append(sample_next_token(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=state.generator))
+    state.tokens.append(choose_next_token(logits, state, temperature=temperature, top_k=top_k, top_p=top_p, choose_tokens=choose_tokens))
     return state
 
 
 @torch.no_grad()
 def run_llamagen_steps(gpt: LlamaGenGPT, state: LlamaGenSamplingState, *, temperature: float = 1.0, top_k: int = 0,
-                       top_p: float = 1.0, stop: int | None = None) -> LlamaGenSamplingState:
-    """Decode tokens [state.num_tokens, stop) (default: to L) with cached forwards; the state is updated in place."""
+                       top_p: float = 1.0, stop: int | None = None, choose_tokens: ChooseTokens | None = None) -> LlamaGenSamplingState:
+    """Decode tokens [state.num_tokens, stop) (default: to L) with cached forwards; the state is updated in place.
+
+    choose_tokens: replaces the multinomial draw (see `choose_next_token`)."""
     stop = gpt.config.block_size if stop is None else stop
     device = state.labels.device
     while state.num_tokens < stop:
@@ -139,7 +164,7 @@ def run_llamagen_steps(gpt: LlamaGenGPT, state: LlamaGenSamplingState, *, temper
                 logits = apply_cfg(logits, state.cfg) if state.cfg_active else torch.split(logits, len(logits) // 2)[0]
             else:
                 logits = gpt.forward_cached(input_pos, tokens=x)
-            nxt = sample_next_token(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=state.generator)
+            nxt = choose_next_token(logits, state, temperature=temperature, top_k=top_k, top_p=top_p, choose_tokens=choose_tokens)
         state.tokens.append(nxt.view(-1, 1))
     return state
 
@@ -157,5 +182,5 @@ def sample_llamagen(gpt: LlamaGenGPT, labels: torch.Tensor, *, cfg: float = 1.0,
     return state.all_tokens()
 
 
-__all__ = ["filter_top_k_top_p_", "sample_next_token", "apply_cfg", "LlamaGenSamplingState", "start_llamagen_sampling",
+__all__ = ["filter_top_k_top_p_", "sample_next_token", "next_token_logits", "choose_next_token", "ChooseTokens", "apply_cfg", "LlamaGenSamplingState", "start_llamagen_sampling",
            "run_llamagen_steps", "sample_llamagen", "make_generator"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -25,6 +25,8 @@ from ardistill.models.var.transformer import VARTransformer
 from ardistill.models.var.vqvae import VQVAE
 
 PerScale = float | int | Sequence[float] | Sequence[int]
+# (sampling logits [B, l, V] after CFG / top-k / top-p / temperature, AR step, token positions) → tokens [B, l] int64
+ChooseTokens = Callable[[torch.Tensor, int, range], torch.Tensor]
 
 
 def per_scale(value: PerScale, num_scales: int, name: str) -> list:
@@ -68,14 +70,21 @@ def filter_top_k_top_p_(logits: torch.Tensor, top_k: int = 0, top_p: float = 0.0
 
 
 @torch.no_grad()
+def sampling_logits(logits: torch.Tensor, *, top_k: int = 0, top_p: float = 0.0, temperature: float = 1.0) -> torch.Tensor:
+    """Logits [B, l, V] (masked in place) → the logits [B, l, V] the multinomial draws from (−inf = excluded)."""
+    filter_top_k_top_p_(logits, top_k, top_p)
+    if temperature != 1:
+        logits = logits / temperature
+    return logits
+
+
+@torch.no_grad()
 def sample_from_logits(
     logits: torch.Tensor, *, top_k: int = 0, top_p: float = 0.0, temperature: float = 1.0, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """Logits [B, l, V] (masked in place) → token indices [B, l] with one multinomial draw per position."""
     B, l, V = logits.shape
-    filter_top_k_top_p_(logits, top_k, top_p)
-    if temperature != 1:
-        logits = logits / temperature
+    logits = sampling_logits(logits, top_k=top_k, top_p=top_p, temperature=temperature)
     probs = logits.softmax(dim=-1).view(-1, V)
     return torch.multinomial(probs, num_samples=1, replacement=True, generator=generator).view(B, l)
 
@@ -161,10 +170,13 @@ def run_var_scales(
     top_p: float = 0.0,
     temperature: PerScale = 1.0,
     stop_scale: int | None = None,
+    choose_tokens: ChooseTokens | None = None,
 ) -> VARSamplingState:
     """Sample scales [state.scale, stop_scale) (default: to the end) with cached forwards of `transformer`.
 
     top_k and temperature are one value or one per scale (indexed by the absolute scale index).
+    choose_tokens: replaces the multinomial draw (the generator is then not used); it receives exactly the logits
+    the draw would sample from, the scale index and the scale's global token positions (Distilled Decoding).
     The state is updated in place (f_hat too, as the official code does) and returned.
     """
     patch_nums = transformer.patch_nums
@@ -178,7 +190,12 @@ def run_var_scales(
         logits = transformer.forward_step(state.next_input, state.cond, state.cache_pos)  # [2B, pn², V]
         state.cache_pos += pn * pn
         logits = apply_cfg(logits, guidance_at_scale(cfg, si, SN))
-        idx = sample_from_logits(logits, top_k=int(top_ks[si]), top_p=top_p, temperature=temps[si], generator=state.generator)
+        if choose_tokens is None:
+            idx = sample_from_logits(logits, top_k=int(top_ks[si]), top_p=top_p, temperature=temps[si], generator=state.generator)
+        else:
+            start = sum(p * p for p in patch_nums[:si])
+            logits = sampling_logits(logits, top_k=int(top_ks[si]), top_p=top_p, temperature=temps[si])
+            idx = choose_tokens(logits, si, range(start, start + pn * pn))
         state.tokens.append(idx)
         h = vae.quantize.embedding(idx).transpose_(1, 2).reshape(B, Cvae, pn, pn)
         state.f_hat, nxt = vae.quantize.next_autoregressive_input(si, state.f_hat, h)
@@ -220,4 +237,4 @@ def sample_var(
     return state.all_tokens()
 
 
-__all__ = ["guidance_at_scale", "apply_cfg", "VARSamplingState", "start_var_sampling", "run_var_scales", "sample_var", "sample_from_logits", "filter_top_k_top_p_"]
+__all__ = ["guidance_at_scale", "apply_cfg", "VARSamplingState", "start_var_sampling", "run_var_scales", "sample_var", "sample_from_logits", "sampling_logits", "filter_top_k_top_p_", "ChooseTokens"]
