@@ -85,3 +85,11 @@ def measure(fn: Callable[[], object], *, device: torch.device | str = "cpu", war
         median_ms=statistics.median(samples), p10_ms=_quantile(samples, 0.1), p90_ms=_quantile(samples, 0.9),
         samples_ms=samples, peak_memory_mib=peak, memory_kind=kind,
     )
+
+
+def summarise(samples_ms: list[float], *, peak_memory_mib: float = 0.0, memory_kind: str = "") -> Timing:
+    """A `Timing` from samples collected elsewhere (e.g. interleaved repeats of several methods)."""
+    return Timing(
+        median_ms=statistics.median(samples_ms), p10_ms=_quantile(samples_ms, 0.1), p90_ms=_quantile(samples_ms, 0.9),
+        samples_ms=list(samples_ms), peak_memory_mib=peak_memory_mib, memory_kind=memory_kind,
+    )
