@@ -1,0 +1,223 @@
+"""The DD student as a generator: 1-step, 2-step and teacher-involved sampling (microsoft/distilled_decoding
+VAR/sample.py, combine_sample.py; LlamaGen eval_fewstep.py, eval_combine_sample.py), and `load_student`.
+
+Shapes: B batch, L teacher tokens, C code dimension, V codebook size. A split point t counts AR steps given as data
+(VAR: scales, LlamaGen: tokens); `data_tokens(t)` is the number of leading tokens that are data (VAR N(t), LlamaGen t).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from ardistill.configs import config_from_dict, config_to_dict
+from ardistill.errors import ArdistillError, BadArgumentError
+from ardistill.models.dd.config import DDStudentConfig
+from ardistill.teachers.base import check_labels, merge_sampling
+
+STUDENT_WEIGHTS = "student.safetensors"
+STUDENT_CARD = "student.json"
+
+
+def nearest_codes(x: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """x [B, L, C], codebook [V, C] → [B, L] int64 index of the nearest row (squared L2, as the release)."""
+    cb = codebook.float()
+    d = cb.square().sum(-1) - 2 * x.float() @ cb.T  # ‖x‖² is constant per row
+    return d.argmin(-1)
+
+
+def teacher_architecture(teacher):
+    """The transformer config of a teacher (VARConfig / GPTConfig)."""
+    return teacher.transformer.config if teacher.family == "var" else teacher.gpt.config
+
+
+class Student:
+    """A DD student bound to its teacher (for the codebook, decoding and teacher-involved sampling)."""
+
+    def __init__(self, model: torch.nn.Module, teacher, config: DDStudentConfig, *, name: str = "student"):
+        if teacher.family != config.family:
+            raise ArdistillError(f"{name} is a {config.family} student; teacher {teacher.name} is {teacher.family}")
+        self.model = model.eval()
+        self.teacher = teacher
+        self.config = config
+        self.name = name
+        self.tokens_per_image = teacher.tokens_per_image
+        self.num_classes = teacher.num_classes
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def codebook(self) -> torch.Tensor:
+        return self.teacher.codebook.detach().float()
+
+    @property
+    def code_dim(self) -> int:
+        return self.codebook.shape[1]
+
+    def data_tokens(self, t: int) -> int:
+        return self.model.data_tokens[t] if self.config.family == "var" else int(t)
+
+    def schedule(self, steps: int) -> list[int]:
+        """Split points of a `steps`-step run: [0] or [0, t_list[1]]."""
+        if steps == 1:
+            return [self.config.t_list[0]]
+        if steps == 2 and len(self.config.t_list) >= 2:
+            return list(self.config.t_list[:2])
+        raise BadArgumentError(f"{self.name} samples in 1 or {2 if len(self.config.t_list) >= 2 else 1} steps, got --steps {steps}")
+
+    def noise(self, batch: int, seed: int | None) -> torch.Tensor:
+        """ε [B, L, C] fp32 drawn on the CPU from a generator seeded with `seed` (same on every device)."""
+        g = torch.Generator(device="cpu")
+        g.manual_seed(0 if seed is None else seed)
+        return torch.randn(batch, self.tokens_per_image, self.code_dim, generator=g)
+
+    # ------------------------------------------------------------------------------------------------ one step
+    @torch.no_grad()
+    def dd_step(self, labels: torch.Tensor, x: torch.Tensor, tokens: torch.Tensor, noise: torch.Tensor, t: int,
+                split: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """One DD step at split point t: keep the first data_tokens(t) positions of (x, tokens), noise for the rest,
+        run the student; positions < data_tokens(split) become argmax codes, the rest the continuous output.
+        Returns (embeddings [B, L, C], tokens [B, L]; continuous positions carry their nearest code)."""
+        m, ms = self.data_tokens(t), self.data_tokens(split)
+        x_t = torch.cat((x[:, :m], noise[:, m:]), dim=1)
+        cont, logits = self.model(labels, x_t, torch.full_like(labels, t))
+        greedy = logits.argmax(-1)
+        out_tokens = torch.where(torch.arange(x.shape[1], device=x.device) < ms, greedy, nearest_codes(cont, self.codebook))
+        out = torch.cat((self.codebook[greedy[:, :ms]], cont[:, ms:]), dim=1)
+        out[:, :m], out_tokens[:, :m] = x_t[:, :m], tokens[:, :m]  # data positions are kept as given
+        return out, out_tokens
+
+    def _prepare(self, labels, noise, seed):
+        labels = check_labels(labels, self.num_classes, device=self.device)
+        if noise is None:
+            noise = self.noise(labels.shape[0], seed)
+        if noise.dim() != 3 or tuple(noise.shape) != (labels.shape[0], self.tokens_per_image, self.code_dim):
+            raise BadArgumentError(f"noise must have shape [{labels.shape[0]}, {self.tokens_per_image}, {self.code_dim}], got {list(noise.shape)}")
+        return labels, noise.to(self.device, torch.float32)
+
+    @torch.no_grad()
+    def sample(self, labels, *, steps: int = 1, noise: torch.Tensor | None = None, seed: int | None = None,
+               return_embeddings: bool = False) -> torch.Tensor:
+        """Tokens [B, L] in 1 or 2 student steps (deterministic given `noise` [B, L, C], else drawn from `seed`).
+        return_embeddings: the continuous vectors [B, L, C] the release decodes (`teacher.decode_embeddings`)."""
+        labels, noise = self._prepare(labels, noise, seed)
+        x, tokens = noise, torch.zeros(noise.shape[:2], dtype=torch.long, device=self.device)
+        for t in self.schedule(steps):
+            x, tokens = self.dd_step(labels, x, tokens, noise, t, self.config.split)
+        return x if return_embeddings else tokens
+
+    @torch.no_grad()
+    def sample_teacher_involved(self, labels, *, teacher_start: int, split: int, noise: torch.Tensor | None = None,
+                                seed: int | None = None, return_embeddings: bool = False, **teacher_sampling) -> torch.Tensor:
+        """DD step at 0 (if teacher_start > 0) → keep its first teacher_start AR steps → the teacher samples AR steps
+        teacher_start … t_2 − 1 with its ordinary sampler (seeded with `seed`) → DD step at t_2 with `split`.
+        Steps: [1 if teacher_start > 0] + (t_2 − teacher_start) + 1. teacher_sampling: cfg, top_k, top_p, temperature."""
+        if len(self.config.t_list) < 2:
+            raise BadArgumentError(f"{self.name} has no second split point; teacher-involved sampling needs one")
+        t2 = self.config.t_list[1]
+        if not (0 <= teacher_start <= t2) or split < t2:
+            raise BadArgumentError(f"need 0 ≤ teacher_start ≤ {t2} and split ≥ {t2}, got {teacher_start} and {split}")
+        labels, noise = self._prepare(labels, noise, seed)
+        prefix = None
+        if teacher_start > 0:
+            _, tokens = self.dd_step(labels, noise, torch.zeros(noise.shape[:2], dtype=torch.long, device=self.device),
+                                     noise, 0, self.config.split)
+            prefix = tokens[:, : self.data_tokens(teacher_start)]
+        tokens = self._teacher_continue(labels, prefix, teacher_start, t2, seed, teacher_sampling)
+        full = torch.zeros(noise.shape[:2], dtype=torch.long, device=self.device)
+        full[:, : tokens.shape[1]] = tokens
+        x = torch.cat((self.codebook[tokens], noise[:, tokens.shape[1]:]), dim=1)
+        x, out = self.dd_step(labels, x, full, noise, t2, split)
+        return x if return_embeddings else out
+
+    def _teacher_continue(self, labels, prefix, start: int, stop: int, seed, overrides: dict) -> torch.Tensor:
+        """The teacher's tokens of AR steps [0, stop) with steps < start forced to `prefix`: [B, data_tokens(stop)]."""
+        s = merge_sampling(self.teacher.default_sampling, **overrides)
+        if self.config.family == "llamagen":
+            from ardistill.sampling.llamagen import run_llamagen_steps, start_llamagen_sampling
+
+            gpt = self.teacher.gpt
+            top_p = 1.0 if s.top_p in (0.0, 1.0) else float(s.top_p)
+            kw = dict(temperature=float(s.temperature), top_k=int(s.top_k), top_p=top_p)
+            if stop == 0:
+                return labels.new_zeros(labels.shape[0], 0)
+            try:
+                state = start_llamagen_sampling(gpt, labels, cfg=float(s.cfg), seed=seed, prefix=prefix, **kw)
+                run_llamagen_steps(gpt, state, stop=stop, **kw)
+            finally:
+                gpt.clear_caches()
+            return state.all_tokens()[:, :stop]
+        from ardistill.sampling.var import run_var_scales, start_var_sampling
+
+        tr, vae = self.teacher.transformer, self.teacher.vae
+        state = start_var_sampling(tr, vae, labels, seed=seed)
+
+        def choose(logits: torch.Tensor, si: int, positions: range) -> torch.Tensor:
+            if si < start:  # the student's tokens (the draw of the teacher is not used)
+                return prefix[:, positions.start:positions.stop]
+            probs = logits.float().softmax(-1)
+            return torch.multinomial(probs.view(-1, probs.shape[-1]), 1, generator=state.generator).view(probs.shape[:2])
+
+        try:
+            run_var_scales(tr, vae, state, cfg=float(s.cfg), top_k=s.top_k, top_p=float(s.top_p),
+                           temperature=s.temperature, stop_scale=stop, choose_tokens=choose)
+        finally:
+            tr.clear_kv_cache()
+        return state.all_tokens() if state.tokens else labels.new_zeros(labels.shape[0], 0)
+
+    # ------------------------------------------------------------------------------------------------- saving
+    def save(self, out_dir: str | os.PathLike, extra: dict | None = None) -> Path:
+        """Write `student.safetensors` + `student.json` (config, teacher and its architecture, T list, split)."""
+        from ardistill.io import atomic_save_safetensors, atomic_write_json
+
+        out = Path(out_dir)
+        atomic_save_safetensors({k: v for k, v in self.model.state_dict().items()}, out / STUDENT_WEIGHTS)
+        atomic_write_json(out / STUDENT_CARD, {"format": "ardistill-dd-student", **self.config.to_dict(),
+                                               "teacher_config": config_to_dict(teacher_architecture(self.teacher)),
+                                               **(extra or {})})
+        return out
+
+
+# ------------------------------------------------------------------------------------------------------ loading
+def _same_architecture(teacher, card: dict) -> bool:
+    cfg = teacher_architecture(teacher)
+    return config_from_dict(type(cfg), card["teacher_config"], where=STUDENT_CARD) == cfg
+
+
+def load_student(name_or_path: str | os.PathLike, *, teacher=None, weights_dir: str | os.PathLike | None = None,
+                 device: str | torch.device | None = None) -> Student:
+    """A student folder (student.json + student.safetensors), an official release name (`dd-var-d16`, ...) or an
+    official release file. `teacher`: a Teacher or a teacher name (default: the one the student was made for)."""
+    from ardistill.api import load_teacher
+    from ardistill.models.dd.checkpoint import load_official_student, load_student_file
+    from ardistill.registry import find_weight_file, get_model_spec
+
+    path = Path(name_or_path)
+    if path.is_dir():
+        card_path = path / STUDENT_CARD
+        if not card_path.is_file():
+            raise ArdistillError(f"{path}: not a DD student folder (no {STUDENT_CARD}); train one with `ardistill train --recipe recipes/dd/...`")
+        card = json.loads(card_path.read_text())
+        config = DDStudentConfig(family=card["family"], teacher=card["teacher"], t_list=tuple(card["t_list"]), split=int(card["split"]))
+        weights, official, name = path / STUDENT_WEIGHTS, False, path.name
+    else:
+        spec = get_model_spec(str(name_or_path))
+        if spec.kind != "student":
+            raise ArdistillError(f"{spec.name} is a teacher, not a DD student (students: `ardistill models --family dd-var` / dd-llamagen)")
+        config, card, official, name = spec.config, None, True, spec.name
+        weights = find_weight_file(spec, "student", weights_dir)
+    if teacher is None or isinstance(teacher, (str, os.PathLike)):
+        teacher = load_teacher(teacher or config.teacher, weights_dir=weights_dir, device=device or "cpu")
+    if card is not None and not _same_architecture(teacher, card):
+        raise ArdistillError(f"{name} was trained for {card['teacher']}; teacher {teacher.name} has a different architecture")
+    load = load_official_student if official else load_student_file
+    model = load(weights, config.family, teacher_architecture(teacher), device=device or teacher.device)
+    return Student(model, teacher, config, name=name)
+
+
+__all__ = ["Student", "load_student", "nearest_codes", "teacher_architecture", "STUDENT_WEIGHTS", "STUDENT_CARD"]

@@ -1,0 +1,166 @@
+"""Training the DD student on a trajectory dataset, through the shared loop (`ardistill.training.loop.train_loop`).
+
+Per sample: a split point t drawn uniformly from T; input X_t = codebook[q] for the first data_tokens(t) positions and
+the sample's own regenerated noise ε (`trajectory_noise(seed, index, L, C)`) for the rest; the loss, over the noise
+positions only, is CE(logits, q) + mse_weight · MSE(cont, codebook[q]) (mean over positions, MSE mean over C too).
+LPIPS on decoded images (the release's `--loss_norm lpips`) is not available offline; see docs/dd.md.
+
+Shapes: B batch, L tokens, C code dimension, V codebook size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ardistill.errors import ArdistillError
+from ardistill.methods.dd.noise import trajectory_noise
+from ardistill.methods.dd.student import Student, teacher_architecture
+from ardistill.models.dd.config import DDStudentConfig
+from ardistill.training.loop import TrainConfig, TrainResult, train_loop
+
+
+@dataclass
+class DDTrainSettings:
+    t_list: tuple[int, ...]
+    split: int
+    batch_size: int = 32
+    mse_weight: float = 1.0
+    eval_every: int = 0  # 0: evaluate only at the end (toy teachers only)
+    eval_num: int = 256  # images for toy-FID / class accuracy
+    eval_seed: int = 0
+    extra: dict = field(default_factory=dict)  # facts stored in student.json
+
+
+def _key(*parts) -> int:
+    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "little") & (2**63 - 1)
+
+
+class TrajectoryBatches:
+    """Batches as a pure function of (step, micro): epochs of seeded permutations over the dataset, t per sample from
+    a seeded draw over T, noise regenerated from the dataset's seed and each sample's global index."""
+
+    def __init__(self, data: dict, meta: dict, *, batch_size: int, grad_accum: int, t_list, seed: int, device):
+        self.tokens, self.labels, self.index = data["tokens"].long(), data["labels"].long(), data["index"].long()
+        self.noise_seed, self.L, self.C = int(meta["seed"]), int(meta["tokens_per_image"]), int(meta["code_dim"])
+        self.n, self.batch_size, self.grad_accum = self.tokens.shape[0], batch_size, grad_accum
+        self.t_values = torch.tensor(list(t_list), dtype=torch.long)
+        self.seed, self.device = seed, device
+        self._perms: dict[int, torch.Tensor] = {}
+
+    def _perm(self, epoch: int) -> torch.Tensor:
+        if epoch not in self._perms:
+            g = torch.Generator().manual_seed(_key("dd-batches", self.seed, epoch))
+            self._perms = {epoch: torch.randperm(self.n, generator=g)}  # keep one epoch (steps only move forward)
+        return self._perms[epoch]
+
+    def __call__(self, step: int, micro: int) -> dict:
+        k = step * self.grad_accum + micro
+        pos = torch.arange(k * self.batch_size, (k + 1) * self.batch_size)
+        rows = torch.cat([self._perm(int(e))[pos[pos // self.n == e] % self.n] for e in torch.unique(pos // self.n)])
+        g = torch.Generator().manual_seed(_key("dd-t", self.seed, k))
+        t = self.t_values[torch.randint(len(self.t_values), (len(rows),), generator=g)]
+        noise = trajectory_noise(self.noise_seed, self.index[rows], self.L, self.C)
+        return {k_: v.to(self.device) for k_, v in
+                dict(tokens=self.tokens[rows], labels=self.labels[rows], t=t, noise=noise).items()}
+
+
+def dd_loss(model, batch: dict, codebook: torch.Tensor, data_counts: torch.Tensor, mse_weight: float) -> tuple[torch.Tensor, dict]:
+    """CE + mse_weight·MSE over the noise positions of X_t; returns (loss, {ce, mse, acc})."""
+    tokens, noise, t = batch["tokens"], batch["noise"], batch["t"]
+    B, L = tokens.shape
+    target = codebook[tokens]  # [B, L, C]
+    is_noise = torch.arange(L, device=tokens.device)[None] >= data_counts[t][:, None]  # [B, L]
+    x_t = torch.where(is_noise[..., None], noise, target)
+    cont, logits = model(batch["labels"], x_t, t)
+    w = is_noise.float()
+    denom = w.sum().clamp_min(1.0)
+    ce = (F.cross_entropy(logits.float().transpose(1, 2), tokens, reduction="none") * w).sum() / denom
+    mse = ((cont.float() - target).square().mean(-1) * w).sum() / denom
+    acc = ((logits.argmax(-1) == tokens).float() * w).sum() / denom
+    return ce + mse_weight * mse, {"ce": ce.item(), "mse": mse.item(), "acc": acc.item()}
+
+
+def new_student_model(teacher, *, seed: int):
+    """A student initialised from the teacher (new parts drawn under `seed`)."""
+    from ardistill.models.dd.checkpoint import build_student
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_student(teacher.family, teacher_architecture(teacher), device=teacher.device)
+        g = torch.Generator(device=teacher.device).manual_seed(seed)
+        if teacher.family == "llamagen":
+            model.init_weights(g)
+            model.init_from_teacher(teacher.gpt, g)
+        else:
+            model.init_from_teacher(teacher.transformer, g)
+    return model
+
+
+def is_toy_teacher(teacher) -> bool:
+    from ardistill.registry import list_models
+
+    return any(s.name == teacher.name and s.builtin for s in list_models())
+
+
+def toy_eval_fn(teacher, config: DDStudentConfig, *, num: int, seed: int):
+    """(model, step) → {"fid", "class_acc"} of `num` 1-step samples (decoded continuous outputs, as the release),
+    classes cycled; against the procedural world's held-out images with the shipped evaluator."""
+    from ardistill.api import load_evaluator
+    from ardistill.eval import toy_fidelity_metrics
+
+    labels = torch.arange(num) % teacher.num_classes
+
+    def run(model, step: int) -> dict:
+        student = Student(model, teacher, config)
+        images = []
+        for b in range(0, num, 64):
+            e = student.sample(labels[b:b + 64], seed=seed + b, return_embeddings=True)
+            images.append(teacher.decode_embeddings(e).float().cpu())
+        model.train()
+        images = torch.cat(images)
+        fid = toy_fidelity_metrics(images, fid=True, kid=False, prc=False, isc=False)["fid"]
+        return {"fid": fid, "class_acc": load_evaluator().accuracy(images, labels)}
+
+    return run
+
+
+def train_student(teacher, trajectories, settings: DDTrainSettings, train_cfg: TrainConfig, out_dir: str | Path, *,
+                  resume: bool = False, progress: bool = True) -> tuple[Student, TrainResult]:
+    """Train (or resume) a DD student of `teacher` on the trajectory dataset `trajectories` (a ShardedDataset);
+    writes `out_dir/checkpoint.pt` while training and `student.safetensors` + `student.json` (EMA weights) at the end."""
+    meta = trajectories.meta
+    if meta.get("teacher") != teacher.name or int(meta.get("tokens_per_image", -1)) != teacher.tokens_per_image:
+        raise ArdistillError(f"trajectories were made by {meta.get('teacher')!r}, not by teacher {teacher.name!r}")
+    max_t = len(teacher.patch_nums) - 1 if teacher.family == "var" else teacher.tokens_per_image - 1
+    if not settings.t_list or settings.t_list[0] != 0 or any(not 0 <= t <= max_t for t in settings.t_list):
+        raise ArdistillError(f"t_list must start with 0 and lie in [0, {max_t}], got {list(settings.t_list)}")
+    config = DDStudentConfig(family=teacher.family, teacher=teacher.name, t_list=tuple(settings.t_list), split=int(settings.split))
+    model = new_student_model(teacher, seed=train_cfg.seed)
+    counts = model.data_tokens if teacher.family == "var" else list(range(teacher.tokens_per_image + 1))
+    data_counts = torch.tensor(counts, device=teacher.device)
+    codebook = teacher.codebook.detach().float()
+    batches = TrajectoryBatches(trajectories.load_all(), meta, batch_size=settings.batch_size, grad_accum=train_cfg.grad_accum,
+                                t_list=settings.t_list, seed=train_cfg.seed, device=teacher.device)
+    eval_fn = toy_eval_fn(teacher, config, num=settings.eval_num, seed=settings.eval_seed) if is_toy_teacher(teacher) else None
+    t0 = time.time()
+    result = train_loop(
+        model=model, loss_fn=lambda batch, step: dd_loss(model, batch, codebook, data_counts, settings.mse_weight),
+        get_batch=batches, cfg=train_cfg, out_dir=out_dir, resume=resume, eval_fn=eval_fn, eval_every=settings.eval_every,
+        progress=progress, description=f"DD student of {teacher.name}",
+        extra_state={"teacher": teacher.name, **config.to_dict()},
+    )
+    student = Student(model, teacher, config, name=Path(out_dir).name)
+    student.save(out_dir, extra={**settings.extra, "steps": result.step, "last_loss": result.last_loss,
+                                 "seconds": time.time() - t0, "evals": result.evals, "samples": batches.n,
+                                 "train": train_cfg.to_dict(), "batch_size": settings.batch_size,
+                                 "mse_weight": settings.mse_weight})
+    return student, result
+
+
+__all__ = ["DDTrainSettings", "TrajectoryBatches", "dd_loss", "new_student_model", "train_student", "toy_eval_fn"]
