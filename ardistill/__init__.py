@@ -12,9 +12,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from ardistill.api import list_models, load_evaluator, load_teacher
+from ardistill.api import list_models, load_evaluator, load_student, load_teacher
 from ardistill.errors import ArdistillError
 from ardistill.methods.code import CoDe
 from ardistill.teachers.base import SamplingSettings, Teacher
 
-__all__ = ["__version__", "load_teacher", "list_models", "load_evaluator", "ArdistillError", "Teacher", "SamplingSettings", "CoDe"]
+__all__ = ["__version__", "load_teacher", "list_models", "load_evaluator", "load_student", "ArdistillError", "Teacher", "SamplingSettings", "CoDe"]

@@ -34,6 +34,8 @@ def load_teacher(
         seed: seed of the random initialisation.
     """
     spec, transformer_path = _resolve(name_or_path)
+    if spec.kind != "teacher":
+        raise ArdistillError(f"{spec.name} is a Distilled Decoding student, not a teacher: load it with load_student (CLI: --student)")
     loader = family_loader(spec.family)
     return loader(
         spec,
@@ -76,4 +78,15 @@ def load_evaluator(path: str | os.PathLike | None = None, *, device: str | torch
     return _load(path, device=device)
 
 
-__all__ = ["load_teacher", "list_models", "load_evaluator"]
+def load_student(name_or_path: str | os.PathLike, *, teacher=None, weights_dir: str | os.PathLike | None = None,
+                 device: str | torch.device | None = None):
+    """A Distilled Decoding student: a folder made by `ardistill train` (student.json + student.safetensors) or an
+    official release name (`dd-var-d16`, `dd-llamagen-l`, ...). `teacher`: a Teacher or a name (default: the
+    student's own teacher). `.sample(labels, steps=1, noise=None, seed=None, return_embeddings=False)` → tokens [B, L].
+    """
+    from ardistill.methods.dd.student import load_student as _load
+
+    return _load(name_or_path, teacher=teacher, weights_dir=weights_dir, device=device)
+
+
+__all__ = ["load_teacher", "list_models", "load_evaluator", "load_student"]
