@@ -108,3 +108,17 @@ def official_pair() -> tuple[VARTeacher, VARTeacher]:
         fill_official_layout_(t.state_dict(), PIN_SEEDS[name])
         teachers.append(VARTeacher(f"pin-{name}", t, vae.eval()))
     return teachers[0], teachers[1]
+
+
+def pair_32px(draft_seed: int = 21, refine_seed: int = 22) -> tuple[VARTeacher, VARTeacher]:
+    """A tiny pair for 32-px procedural images (12 classes, scales 1, 2, 3, 4, downsample 8) for fine-tuning tests."""
+    vcfg = VQVAEConfig(vocab_size=32, z_channels=8, ch=32, ch_mult=(1, 1, 1, 1), num_res_blocks=1, patch_nums=(1, 2, 3, 4))
+    vae = randomize_(VQVAE(vcfg), seed=20)
+    teachers = []
+    for name, depth, width, seed in (("tiny32-drafter", 2, 64, draft_seed), ("tiny32-refiner", 1, 64, refine_seed)):
+        cfg = VARConfig(depth=depth, embed_dim=width, num_heads=2, num_classes=12, patch_nums=(1, 2, 3, 4), vocab_size=32,
+                        z_channels=8, drop_path_rate=0.0, vae=vcfg)
+        t = VARTransformer(cfg)
+        t.init_weights(torch.Generator().manual_seed(seed))
+        teachers.append(VARTeacher(name, t, vae, default_sampling=SamplingSettings(cfg=1.0, top_k=0, top_p=0.0, temperature=1.0)))
+    return teachers[0], teachers[1]
