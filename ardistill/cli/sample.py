@@ -11,7 +11,9 @@ from ardistill.cli.common import DeviceOption, WeightsDirOption, console, out_pa
 
 
 def sample_command(
-    teacher: str = typer.Option(..., "--teacher", "-t", help="Registered model name (see `ardistill models`) or a checkpoint path.", show_default=False),
+    teacher: Optional[str] = typer.Option(None, "--teacher", "-t", help="Registered model name (see `ardistill models`) or a checkpoint path.", show_default=False),
+    student: Optional[str] = typer.Option(None, "--student", help="Sample with a DD student instead: a folder from `ardistill train` or a name like dd-var-d16 (its teacher decodes; --teacher overrides it).", show_default=False),
+    steps: int = typer.Option(1, "--steps", min=1, help="DD student steps: 1 or 2 (only with --student)."),
     classes: str = typer.Option("207", "--class", "-c", help="Class id, or a comma-separated list cycled over the images."),
     num: int = typer.Option(8, "--num", "-n", min=1, help="Number of images."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampler's random generator: same seed, same images."),
@@ -38,12 +40,19 @@ def sample_command(
     from ardistill.cli.common import resolve_device
     from ardistill.images import save_grid
     from ardistill.io import atomic_save_safetensors
+    from ardistill.errors import ArdistillError
     from ardistill.teachers.base import check_labels
 
     out = out_path(out)
     tokens_path = out.with_suffix(".tokens.safetensors")
     if save_tokens:
         out_path(tokens_path)
+    if student is not None:
+        _sample_student(student, teacher, steps, classes, num, seed, batch_size, out, tokens_path if save_tokens else None,
+                        nrow, weights_dir, resolve_device(device))
+        return
+    if teacher is None:
+        raise ArdistillError("pass --teacher NAME (or --student DIR for a DD student)")
     model = load_teacher(teacher, vae=vae, weights_dir=weights_dir, device=resolve_device(device), random_init=random_init)
     ids = parse_int_list(classes, "--class")
     labels = check_labels([ids[i % len(ids)] for i in range(num)], model.num_classes)
@@ -67,6 +76,34 @@ def sample_command(
     if save_tokens:
         atomic_save_safetensors({"tokens": torch.cat(all_tokens), "labels": labels}, tokens_path,
                                 metadata={"teacher": model.name, "seed": str(seed), "batch_size": str(batch_size)})
+        console.print(f"wrote {tokens_path}")
+
+
+def _sample_student(student_ref, teacher_ref, steps, classes, num, seed, batch_size, out, tokens_path, nrow, weights_dir, device) -> None:
+    """DD student sampling: continuous outputs decoded as the release does; batch b uses noise seed `seed + b`."""
+    import torch
+
+    from ardistill.api import load_student
+    from ardistill.images import save_grid
+    from ardistill.io import atomic_save_safetensors
+    from ardistill.methods.dd.student import nearest_codes
+    from ardistill.teachers.base import check_labels
+
+    st = load_student(student_ref, teacher=teacher_ref, weights_dir=weights_dir, device=device)
+    st.schedule(steps)  # a bad --steps is an error before any work
+    ids = parse_int_list(classes, "--class")
+    labels = check_labels([ids[i % len(ids)] for i in range(num)], st.num_classes)
+    images, tokens = [], []
+    for start in range(0, num, batch_size):
+        e = st.sample(labels[start:start + batch_size], steps=steps, seed=seed + start // batch_size, return_embeddings=True)
+        tokens.append(nearest_codes(e, st.codebook).cpu())
+        images.append(st.teacher.decode_embeddings(e).float().cpu())
+    images = torch.cat(images)
+    save_grid(images, out, nrow=nrow)
+    console.print(f"wrote {out} ({num} images, {steps}-step DD student {st.name} of {st.teacher.name})")
+    if tokens_path is not None:
+        atomic_save_safetensors({"tokens": torch.cat(tokens), "labels": labels}, tokens_path,
+                                metadata={"student": st.name, "teacher": st.teacher.name, "steps": str(steps), "seed": str(seed)})
         console.print(f"wrote {tokens_path}")
 
 
