@@ -44,6 +44,10 @@ def _register_commands() -> None:
 
     for module in (models, inspect, convert, sample, teacher, data, evaluator):
         module.register(app)
+    from ardistill.cli import bench, report
+
+    for module in (bench, report):
+        module.register(app)
 
 
 _register_commands()

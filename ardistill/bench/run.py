@@ -1,0 +1,135 @@
+"""One benchmark run: load the models, build the methods, measure speed (and quality), return the document that
+`report.write_run` writes. The CLI (`ardistill bench`) is a thin layer over `run_benchmark`."""
+
+from __future__ import annotations
+
+import datetime
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ardistill.bench.methods import BenchMethod, build_methods
+from ardistill.bench.report import SCHEMA
+from ardistill.bench.speed import SpeedSettings, environment, run_speed
+from ardistill.errors import BadArgumentError
+
+TOY_NUM_CLASSES = 12
+
+
+@dataclass
+class BenchConfig:
+    teacher: str
+    student: str | None = None
+    dd_steps: tuple[int, ...] = (1, 2)
+    drafter: str | None = None
+    refiner: str | None = None
+    draft_steps: tuple[int, ...] = ()
+    speed: SpeedSettings = field(default_factory=SpeedSettings)
+    fid: bool = False
+    num_samples: int = 1000
+    reference: str | None = None  # ImageNet: ADM .npz or image folder; None: the toy world's held-out stream
+    inception_weights: str | None = None
+    random_init: bool = False
+    weights_dir: str | None = None
+    device: str = "cpu"
+    dtype: torch.dtype = torch.float32
+    seed: int = 0
+
+
+class Progress:
+    """What a long run reports: `start(label, total)`, `advance(n)`, `done()`; the default does nothing."""
+
+    def start(self, label: str, total: int) -> None: ...
+
+    def advance(self, n: int = 1) -> None: ...
+
+    def done(self) -> None: ...
+
+
+def load_models(cfg: BenchConfig):
+    """(teacher, {name: model}) with every model the run needs loaded once."""
+    from ardistill.api import load_teacher
+    from ardistill.bench.toy_models import ensure_benchable
+
+    names = [cfg.teacher] + [n for n in (cfg.drafter, cfg.refiner) if n]
+    models = {}
+    for name in dict.fromkeys(names):
+        if cfg.random_init:
+            ensure_benchable(name)
+        models[name] = load_teacher(name, weights_dir=cfg.weights_dir, device=cfg.device, dtype=cfg.dtype, random_init=cfg.random_init)
+    return models[cfg.teacher], models
+
+
+def build_all_methods(cfg: BenchConfig, teacher, models: dict) -> list[BenchMethod]:
+    """The teacher first (every speed-up is against it), then DD students, then CoDe pairs."""
+    if (cfg.drafter is None) != (cfg.refiner is None):
+        raise BadArgumentError("CoDe needs both --drafter and --refiner")
+    if cfg.drafter and not cfg.draft_steps:
+        raise BadArgumentError("--drafter/--refiner need --draft-steps N[,N...]")
+    methods = build_methods("teacher", teacher=teacher)
+    if cfg.student:
+        methods += build_methods("dd", teacher=teacher, student_dir=cfg.student, steps=cfg.dd_steps)
+    if cfg.drafter:
+        methods += build_methods("code", drafter=models[cfg.drafter], refiner=models[cfg.refiner], draft_steps=cfg.draft_steps)
+    return methods
+
+
+def run_benchmark(cfg: BenchConfig, *, progress: Progress | None = None,
+                  on_grid: Callable[[str, torch.Tensor], str] | None = None) -> dict:
+    """Measure every method; returns the bench.json document (schema "ardistill.bench/1").
+
+    `on_grid(method name, images [n, 3, H, W])` stores a sample grid and returns its file name.
+    """
+    from ardistill.bench.quality import CHUNK, GeneratedImages, imagenet_quality, toy_quality
+
+    progress = progress or Progress()
+    device = torch.device(cfg.device)
+    teacher, models = load_models(cfg)
+    methods = build_all_methods(cfg, teacher, models)
+    for b in cfg.speed.batch_sizes:
+        if b < 1:
+            raise BadArgumentError(f"batch sizes must be ≥ 1, got {b}")
+    progress.start("speed", len(cfg.speed.batch_sizes))
+    rows = run_speed(methods, num_classes=teacher.num_classes, device=device, dtype=cfg.dtype, settings=cfg.speed,
+                     on_batch=lambda _b: progress.advance())
+    progress.done()
+    grids, quality = {}, {}
+    if on_grid is not None:
+        for m in methods:
+            images, _ = GeneratedImages(m, CHUNK, num_classes=teacher.num_classes, seed=cfg.seed, device=device).chunk(0)
+            grids[m.name] = on_grid(m.name, images)
+    if cfg.fid:
+        toy = cfg.reference is None
+        if toy and teacher.num_classes != TOY_NUM_CLASSES:
+            raise BadArgumentError(f"{teacher.name} is not a toy-world model; --fid needs --reference (ADM .npz or image folder)")
+        for m in methods:
+            progress.start(f"quality {m.name}", cfg.num_samples)
+            tick = lambda images, _labels: progress.advance(images.shape[0])  # noqa: E731
+            if toy:
+                quality[m.name] = toy_quality(m, cfg.num_samples, num_classes=teacher.num_classes, image_size=teacher.image_size,
+                                              seed=cfg.seed, device=device, on_chunk=tick)
+            else:
+                quality[m.name] = imagenet_quality(m, cfg.num_samples, num_classes=teacher.num_classes, reference=cfg.reference,
+                                                   weights=cfg.inception_weights, seed=cfg.seed, device=device, on_chunk=tick)
+            progress.done()
+    note = ("Random-init weights (built-in weights not present or --random-init): speed numbers are valid, quality "
+            "numbers are not." if cfg.random_init else "")
+    return {
+        "schema": SCHEMA,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["ardistill", *sys.argv[1:]]) if Path(sys.argv[0]).name in ("ardistill", "__main__.py") else "",
+        "teacher": teacher.name,
+        "random_init": cfg.random_init,
+        "note": note,
+        "environment": environment(device, cfg.dtype),
+        "repeats": cfg.speed.repeats, "warmup": cfg.speed.warmup, "seed": cfg.seed,
+        "methods": [{"name": m.name, "kind": m.kind, "x_value": m.x_value, "settings": m.settings} for m in methods],
+        "speed": rows,
+        "quality": quality,
+        "quality_protocol": ({"num_samples": cfg.num_samples, "chunk": CHUNK, "labels": "global index i → class i mod C",
+                              "chunk_seed": "seed + i // chunk"} if cfg.fid else None),
+        "grids": grids,
+    }
