@@ -48,6 +48,9 @@ def _register_commands() -> None:
 
     for module in (bench, report):
         module.register(app)
+    from ardistill.cli import code
+
+    code.register(app)
 
 
 _register_commands()

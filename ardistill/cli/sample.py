@@ -14,6 +14,10 @@ def sample_command(
     teacher: Optional[str] = typer.Option(None, "--teacher", "-t", help="Registered model name (see `ardistill models`) or a checkpoint path.", show_default=False),
     student: Optional[str] = typer.Option(None, "--student", help="Sample with a DD student instead: a folder from `ardistill train` or a name like dd-var-d16 (its teacher decodes; --teacher overrides it).", show_default=False),
     steps: int = typer.Option(1, "--steps", min=1, help="DD student steps: 1 or 2 (only with --student)."),
+    drafter: Optional[str] = typer.Option(None, "--drafter", help="CoDe: the large VAR that drafts scales < N (with --refiner, --draft-steps).", show_default=False),
+    refiner: Optional[str] = typer.Option(None, "--refiner", help="CoDe: the small VAR (same tokenizer) that makes scales ≥ N.", show_default=False),
+    draft_steps: Optional[int] = typer.Option(None, "--draft-steps", min=0, help="CoDe: scales made by the drafter (0 = refiner alone, K = drafter alone)."),
+    finetuned: Optional[Path] = typer.Option(None, "--finetuned", help="CoDe: a folder from `ardistill code finetune` (its pair and weights).", show_default=False),
     classes: str = typer.Option("207", "--class", "-c", help="Class id, or a comma-separated list cycled over the images."),
     num: int = typer.Option(8, "--num", "-n", min=1, help="Number of images."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampler's random generator: same seed, same images."),
@@ -51,9 +55,15 @@ def sample_command(
         _sample_student(student, teacher, steps, classes, num, seed, batch_size, out, tokens_path if save_tokens else None,
                         nrow, weights_dir, resolve_device(device))
         return
-    if teacher is None:
+    if drafter is not None or refiner is not None or finetuned is not None:
+        from ardistill.cli.code import load_pair_sampler
+
+        model = load_pair_sampler(drafter, refiner, draft_steps, finetuned=finetuned, weights_dir=weights_dir,
+                                  device=resolve_device(device), random_init=random_init)
+    elif teacher is None:
         raise ArdistillError("pass --teacher NAME (or --student DIR for a DD student)")
-    model = load_teacher(teacher, vae=vae, weights_dir=weights_dir, device=resolve_device(device), random_init=random_init)
+    else:
+        model = load_teacher(teacher, vae=vae, weights_dir=weights_dir, device=resolve_device(device), random_init=random_init)
     ids = parse_int_list(classes, "--class")
     labels = check_labels([ids[i % len(ids)] for i in range(num)], model.num_classes)
     kwargs = dict(cfg=cfg, top_k=parse_number_list(top_k, "--top-k", int), top_p=top_p,

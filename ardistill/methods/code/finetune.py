@@ -47,6 +47,7 @@ class CoDeRecipe:
     lambda_schedule: str = "linear"
     kl_normalisation: str = "positions"
     random_init: bool = False  # random weights for every model (smoke runs of the real sizes)
+    tokens_file: str | None = None  # pre-tokenized training set (safetensors: tokens [N, L], labels [N]) instead of `data`
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "recipe") -> "CoDeRecipe":
@@ -189,9 +190,16 @@ def run_finetune(recipe: CoDeRecipe, drafter, refiner, out_dir: str | Path, *, t
     N = code.check_draft_steps(recipe.draft_steps)
     if not 1 <= N < code.num_scales:
         raise BadArgumentError(f"fine-tuning needs 1 ≤ draft_steps < {code.num_scales}, got {N}")
-    if recipe.data.size != drafter.image_size:
-        raise BadArgumentError(f"data size {recipe.data.size} px differs from the models' {drafter.image_size} px")
-    tokens, labels = load_or_make_token_cache(drafter.vae, recipe.data, recipe.num_images, out_dir / "tokens.safetensors", progress)
+    if recipe.tokens_file:
+        sd = load_state_dict_file(recipe.tokens_file)
+        if "tokens" not in sd or "labels" not in sd or sd["tokens"].shape[1:] != (drafter.tokens_per_image,):
+            raise BadArgumentError(f"{recipe.tokens_file}: needs 'tokens' [N, {drafter.tokens_per_image}] and 'labels' [N]")
+        tokens, labels = sd["tokens"].long(), sd["labels"].long()
+    elif recipe.data.size != drafter.image_size:
+        raise BadArgumentError(f"data size {recipe.data.size} px differs from the models' {drafter.image_size} px "
+                               f"(the procedural world has 32 and 64 px; give real images as tokens_file)")
+    else:
+        tokens, labels = load_or_make_token_cache(drafter.vae, recipe.data, recipe.num_images, out_dir / "tokens.safetensors", progress)
     summary: dict = {"drafter": recipe.drafter, "refiner": recipe.refiner, "draft_steps": N, "random_init": recipe.random_init,
                      "lambda_schedule": recipe.lambda_schedule, "kl_normalisation": recipe.kl_normalisation}
     if "refiner" in stages:
