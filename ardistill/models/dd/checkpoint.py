@@ -20,7 +20,7 @@ import torch
 from ardistill.errors import CheckpointError
 from ardistill.io import NESTING_KEYS, extract_state_dict, load_state_dict_file, load_strict, read_checkpoint
 from ardistill.models.dd.llamagen_student import LlamaGenStudent
-from ardistill.models.dd.var_student import VARStudent
+from ardistill.models.dd.var_student import DERIVED_BUFFERS, VARStudent
 from ardistill.models.llamagen.config import GPTConfig
 from ardistill.models.llamagen.gpt import rope_2d_table
 from ardistill.models.var.checkpoint import empty_module
@@ -62,7 +62,11 @@ def official_student_state_dict(path: str | os.PathLike, family: str) -> dict[st
 def load_student_weights(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], *, what: str) -> torch.nn.Module:
     """Strict load; for the VAR student the config-derived buffers may be absent from the file (filled in)."""
     if isinstance(model, VARStudent):
-        state_dict = {**model.derived_buffers(), **state_dict}
+        own = dict(model.named_buffers())
+        for name in DERIVED_BUFFERS:  # the release's var_wo_ddp has them; they must agree in shape, values are rebuilt
+            if name in state_dict and tuple(state_dict[name].shape) != tuple(own[name].shape):
+                raise CheckpointError(f"{what}: {name} has shape {list(state_dict[name].shape)}, expected {list(own[name].shape)}")
+        state_dict = {**model.derived_buffers(), **{k: v for k, v in state_dict.items() if k not in DERIVED_BUFFERS}}
     load_strict(model, state_dict, what=what)
     return model.eval()
 

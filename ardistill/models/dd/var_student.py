@@ -23,6 +23,9 @@ from ardistill.models.var.config import VARConfig
 from ardistill.models.var.transformer import AdaLNSelfAttn, VARTransformer, scale_index_per_position
 
 
+DERIVED_BUFFERS = ("lvl_1L", "attn_bias_for_masking")  # recomputed from the config, never read from a file
+
+
 def student_var_config(teacher: VARConfig) -> VARConfig:
     """The student's VARConfig: the teacher's with the extra 1×1 scale in front and no label dropout."""
     return dataclasses.replace(teacher, patch_nums=(1,) + tuple(teacher.patch_nums), cond_drop_rate=0.0)
@@ -57,6 +60,9 @@ class VARStudent(VARTransformer):
         cfg, C = self.config, self.width
         dpr = [x.item() for x in torch.linspace(0, cfg.dpr, cfg.depth, device="cpu")]
         self.blocks = nn.ModuleList([StudentBlock(cfg, dpr[i]) for i in range(cfg.depth)])
+        # Config-derived buffers are not saved: an EMA over a −inf mask would turn it into NaN (−inf − −inf).
+        for name in DERIVED_BUFFERS:
+            self.register_buffer(name, self._buffers.pop(name), persistent=False)
         self.reset_buffers()
         self.n_d_embed = nn.Embedding(2, C)
         self.layerwise_n_d_embed = nn.ModuleList([nn.Linear(C, C) for _ in range(cfg.depth + 1)])
@@ -73,9 +79,8 @@ class VARStudent(VARTransformer):
         self.attn_bias_for_masking.copy_(bias.view(self.attn_bias_for_masking.shape))
 
     def derived_buffers(self) -> dict[str, torch.Tensor]:
-        """Buffers that are a function of the config (the official EMA parameter dicts omit them)."""
-        self.reset_buffers()
-        return {k: v.detach().clone() for k, v in self.state_dict().items() if k == "lvl_1L" or k == "attn_bias_for_masking" or k.endswith("zero_k_bias")}
+        """Saved buffers that are a function of the config (the official EMA parameter dicts omit them)."""
+        return {k: torch.zeros_like(v) for k, v in self.state_dict().items() if k.endswith("zero_k_bias")}
 
     # --------------------------------------------------------------------------------------------- forward
     def data_mask(self, t: torch.Tensor) -> torch.Tensor:
@@ -132,4 +137,4 @@ class VARStudent(VARTransformer):
         return self
 
 
-__all__ = ["VARStudent", "StudentBlock", "student_var_config", "student_attention_bias"]
+__all__ = ["VARStudent", "DERIVED_BUFFERS", "StudentBlock", "student_var_config", "student_attention_bias"]

@@ -115,6 +115,7 @@ def test_llamagen_init_from_teacher_copies():
 def _official_var_file(tmp_path, model, nesting):
     params = {k: v.clone() for k, v in model.named_parameters()}
     full = {k: v.clone() for k, v in model.state_dict().items()}
+    full.update(lvl_1L=model.lvl_1L.clone(), attn_bias_for_masking=model.attn_bias_for_masking.clone())  # saved by the release
     obj = {"trainer": {"ema_parameters": params}} if nesting == "ema_parameters" else {"trainer": {"var_wo_ddp": full, "config": {}}}
     path = tmp_path / "var-tiny-dd.pth"
     torch.save(obj, path)
