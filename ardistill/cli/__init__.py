@@ -40,9 +40,9 @@ def _root(
 
 
 def _register_commands() -> None:
-    from ardistill.cli import convert, data, evaluator, inspect, models, sample, teacher, trajectories
+    from ardistill.cli import convert, data, evaluator, inspect, models, sample, teacher, train, trajectories
 
-    for module in (models, inspect, convert, sample, teacher, data, evaluator, trajectories):
+    for module in (models, inspect, convert, sample, teacher, data, evaluator, trajectories, train):
         module.register(app)
     from ardistill.cli import bench, report
 
