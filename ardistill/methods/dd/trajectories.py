@@ -232,6 +232,9 @@ def generate_trajectories(
     finalized = not ds.pending(0, 1)
     if finalized:
         ds.finalize()  # identical content from every process that gets here, written atomically
+        # Temporary files of shard writes killed midway; with every shard done, nobody is writing one now.
+        for stale in ds.root.glob(".shard-*.tmp"):
+            stale.unlink(missing_ok=True)
     return TrajectoryRun(ds.root, todo, samples, seconds, flow_seconds, finalized)
 
 

@@ -59,14 +59,14 @@ def tiny_llamagen_teacher(seed: int = 1) -> LlamaGenTeacher:
     return LlamaGenTeacher("llamagen-tiny-traj-test", gpt, randomize_(VQModel(cfg.vq), seed + 1))
 
 
-def register_tiny_var() -> None:
-    """Register TINY_VAR_NAME (random-init only: no files) in the model registry of this process."""
+def tiny_var_spec():
+    """The ModelSpec of TINY_VAR_NAME (random-init only: no files); register it in `registry._MODELS`."""
     from ardistill import registry
     from ardistill.registry import ModelSpec, WeightFile
 
     registry.list_models()  # load the zoo first so it cannot overwrite the entry
     cfg = tiny_var_config()
-    registry._MODELS[TINY_VAR_NAME] = ModelSpec(
+    return ModelSpec(
         name=TINY_VAR_NAME, family="var", config=cfg,
         files=(WeightFile("transformer", "var_tiny_traj.pth"), WeightFile("tokenizer", "vae_tiny_traj.pth")),
         description="tiny VAR for trajectory tests", tokens_per_image=cfg.seq_len, image_size=cfg.vae.image_size,
