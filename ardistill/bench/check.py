@@ -21,15 +21,17 @@ RATIO_FIELDS = ("speedup_total", "speedup_tokens")
 COUNT_FIELDS = ("ar_steps", "forward_passes_per_image")
 
 
-def baseline_from_rows(rows: list[dict], *, note: str, tolerance: float) -> dict:
-    """A baseline document from speed rows (every non-teacher row with a measured speed-up)."""
+def baseline_from_rows(rows: list[dict], *, note: str, tolerance: float, config: dict | None = None) -> dict:
+    """A baseline document from speed rows (every row with a measured speed-up; the teacher's are 1 by definition
+    but keep its counts checked). `config`: what reproduces the run (`ardistill.bench.run.BenchConfig` fields)."""
     entries = {}
     for r in rows:
         if r.get("speedup_total") is None:
             continue
         entries[f"{r['method']}@{r['batch']}"] = {k: r[k] for k in RATIO_FIELDS + COUNT_FIELDS}
     env = {k: rows[0][k] for k in ("device", "dtype", "torch", "commit", "threads")} if rows else {}
-    return {"schema": BASELINE_SCHEMA, "note": note, "suggested_tolerance": tolerance, "environment": env, "entries": entries}
+    return {"schema": BASELINE_SCHEMA, "note": note, "suggested_tolerance": tolerance, "environment": env,
+            "config": config or {}, "entries": entries}
 
 
 def load_baseline(path: str | Path) -> dict:

@@ -39,6 +39,24 @@ class BenchConfig:
     seed: int = 0
 
 
+def config_summary(cfg: BenchConfig) -> dict:
+    """The JSON-able fields of `cfg` that reproduce its speed part (stored in baselines)."""
+    return {"teacher": cfg.teacher, "student": cfg.student, "dd_steps": list(cfg.dd_steps), "drafter": cfg.drafter,
+            "refiner": cfg.refiner, "draft_steps": list(cfg.draft_steps), "batch_sizes": list(cfg.speed.batch_sizes),
+            "repeats": cfg.speed.repeats, "warmup": cfg.speed.warmup, "seed": cfg.seed, "random_init": cfg.random_init,
+            "device": cfg.device, "dtype": str(cfg.dtype).removeprefix("torch.")}
+
+
+def config_from_summary(d: dict) -> BenchConfig:
+    """The inverse of `config_summary` (speed part only)."""
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    speed = SpeedSettings(batch_sizes=tuple(d["batch_sizes"]), warmup=int(d["warmup"]), repeats=int(d["repeats"]), seed=int(d["seed"]))
+    return BenchConfig(teacher=d["teacher"], student=d.get("student"), dd_steps=tuple(d.get("dd_steps", (1, 2))),
+                       drafter=d.get("drafter"), refiner=d.get("refiner"), draft_steps=tuple(d.get("draft_steps", ())),
+                       speed=speed, random_init=bool(d.get("random_init")), device=d.get("device", "cpu"),
+                       dtype=dtypes[d.get("dtype", "float32")], seed=int(d["seed"]))
+
+
 class Progress:
     """What a long run reports: `start(label, total)`, `advance(n)`, `done()`; the default does nothing."""
 

@@ -36,7 +36,7 @@ def bench_command(
                                                     help="torch-fidelity's Inception weights file (ImageNet FID)."),
     out: Path = typer.Option(Path("bench"), "--out", "-o", help="Output folder: bench.json, bench.md, plots, sample grids."),
     check: Optional[Path] = typer.Option(None, "--check", help="Baseline JSON of speed-up ratios: exit 1 with a table of what regressed."),
-    tolerance: float = typer.Option(0.3, "--tolerance", help="Allowed relative drop of a speed-up ratio under --check."),
+    tolerance: float = typer.Option(0.25, "--tolerance", help="Allowed relative drop of a speed-up ratio under --check."),
     write_baseline: Optional[Path] = typer.Option(None, "--write-baseline", help="Write this run's speed-up ratios as a baseline file."),
     grids: bool = typer.Option(True, "--grids/--no-grids", help="Write a sample grid per method."),
     random_init: bool = typer.Option(False, "--random-init", help="Random weights (speed only); toy names without built-in weights come from their recipes."),
@@ -53,7 +53,7 @@ def bench_command(
 
     from ardistill.bench import check as checks
     from ardistill.bench.report import write_run
-    from ardistill.bench.run import BenchConfig, Progress as RunProgress, run_benchmark
+    from ardistill.bench.run import BenchConfig, Progress as RunProgress, config_summary, run_benchmark
     from ardistill.bench.speed import SpeedSettings
     from ardistill.cli.common import out_path, resolve_device
     from ardistill.images import save_grid
@@ -96,7 +96,7 @@ def bench_command(
     if write_baseline is not None:
         note = ("Measured with random-init weights of the toy configs (built-in weights not present); "
                 if cfg.random_init else "Measured on the built-in models; ") + f"{doc['environment']['device']}, {doc['environment']['dtype']}."
-        atomic_write_json(write_baseline, checks.baseline_from_rows(doc["speed"], note=note, tolerance=tolerance))
+        atomic_write_json(write_baseline, checks.baseline_from_rows(doc["speed"], note=note, tolerance=tolerance, config=config_summary(cfg)))
         console.print(f"wrote {write_baseline}")
     if baseline is not None:
         findings = checks.check_against_baseline(doc["speed"], baseline, tolerance)
