@@ -132,3 +132,27 @@ def test_cli_train_and_sample(tmp_path, var_data, monkeypatch, capsys, _isolated
     assert code == 2 and "no trajectory dataset" in err
     code, _, err = run(["sample", "--student", "dd-var-d16", "--out", png], capsys)
     assert code == 2 and "var-d16.pth" in err
+
+
+def test_toy_eval_reports_fid_and_class_accuracy():
+    """The periodic evaluation of built-in teachers, on a random 64 px VAR teacher (the evaluator's resolution)."""
+    import math
+
+    from dd_student_fixtures import randomize_
+
+    from ardistill.methods.dd.train import new_student_model, toy_eval_fn
+    from ardistill.models.dd.config import DDStudentConfig
+    from ardistill.models.var.config import VARConfig, VQVAEConfig
+    from ardistill.models.var.transformer import VARTransformer
+    from ardistill.models.var.vqvae import VQVAE
+    from ardistill.teachers.var import VARTeacher
+
+    pn = (1, 2, 4, 8)
+    vae = VQVAEConfig(vocab_size=32, z_channels=8, ch=32, ch_mult=(1, 2, 2, 4), num_res_blocks=1, patch_nums=pn)
+    cfg = VARConfig(depth=2, embed_dim=32, num_heads=2, num_classes=12, patch_nums=pn, vocab_size=32, z_channels=8,
+                    drop_path_rate=0.0, vae=vae)
+    teacher = VARTeacher("var-64px-tiny", randomize_(VARTransformer(cfg), 1), randomize_(VQVAE(vae), 2))
+    model = new_student_model(teacher, seed=0)
+    metrics = toy_eval_fn(teacher, DDStudentConfig("var", teacher.name, (0, 2), 2), num=12, seed=0)(model, 0)
+    assert math.isfinite(metrics["fid"]) and metrics["fid"] > 0 and 0.0 <= metrics["class_acc"] <= 1.0
+    assert model.training  # handed back in training mode
