@@ -62,7 +62,9 @@ class EMA:
 
     def __init__(self, module: torch.nn.Module, decay: float):
         self.decay = decay
-        self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items() if v.is_floating_point()}
+        # Floating-point tensors only, and never ones holding ±inf (attention masks): their average would be NaN.
+        self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()
+                       if v.is_floating_point() and bool(torch.isfinite(v).all())}
 
     @torch.no_grad()
     def update(self, module: torch.nn.Module, step: int) -> None:

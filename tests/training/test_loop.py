@@ -78,3 +78,20 @@ def test_nan_loss_stops_with_last_good_checkpoint(tmp_path):
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["step"] == 5
     assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_ema_skips_non_finite_buffers():
+    """A VAR-style −inf attention mask is not averaged (−inf − −inf would turn it into NaN)."""
+    import torch
+
+    from ardistill.training.loop import EMA
+
+    m = torch.nn.Linear(2, 2)
+    m.register_buffer("mask", torch.tensor([0.0, -float("inf")]))
+    ema = EMA(m, decay=0.9)
+    with torch.no_grad():
+        m.weight.add_(1.0)
+    ema.update(m, step=100)
+    ema.copy_to(m)
+    assert "mask" not in ema.shadow
+    assert torch.equal(m.mask, torch.tensor([0.0, -float("inf")]))
