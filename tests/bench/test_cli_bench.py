@@ -1,0 +1,76 @@
+"""`ardistill bench` / `ardistill report` end to end on random-init toy models (tiny settings)."""
+
+import json
+
+import pytest
+
+from ardistill.bench.report import SCHEMA
+from ardistill.cli import main
+
+PAIR = ["bench", "--teacher", "var-toy-l", "--drafter", "var-toy-l", "--refiner", "var-toy-s", "--draft-steps", "2",
+        "--repeats", "1", "--warmup", "0", "--random-init"]
+QUICK = [*PAIR, "--batch-sizes", "1,2"]
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def bench_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    with pytest.raises(SystemExit) as e:
+        main([*QUICK, "--fid", "--num-samples", "20", "--out", str(out), "--write-baseline", str(out / "baseline.json")])
+    assert e.value.code in (0, None)
+    return out
+
+
+def test_bench_writes_every_output(bench_dir):
+    doc = json.loads((bench_dir / "bench.json").read_text())
+    assert doc["schema"] == SCHEMA and doc["random_init"] is True
+    assert [(r["method"], r["batch"]) for r in doc["speed"]] == [("teacher", 1), ("code-2", 1), ("teacher", 2), ("code-2", 2)]
+    for r in doc["speed"]:
+        assert r["device"] == "cpu" and r["dtype"] == "float32" and r["torch"] and r["commit"]
+        assert r["tokens_p10_ms"] <= r["tokens_median_ms"] <= r["tokens_p90_ms"] and r["decode_median_ms"] > 0
+        assert r["peak_memory_mib"] > 0 and r["total_images_per_s"] > 0
+    teacher = [r for r in doc["speed"] if r["method"] == "teacher"]
+    assert all(r["speedup_total"] == 1.0 for r in teacher)
+    q = doc["quality"]["code-2"]
+    assert q["num_images"] == 20 and 0 <= q["class_accuracy"] <= 1 and q["fid"] > 0 and "precision" in q
+    for name in ("bench.md", "latency-vs-batch.png", "fid-vs-speedup.png", "grid-teacher.png", "grid-code-2.png"):
+        assert (bench_dir / name).stat().st_size > 0
+    assert "| code-2 | 2 |" in (bench_dir / "bench.md").read_text()
+
+
+def test_check_exits_1_with_a_table_on_a_doctored_baseline(bench_dir, capsys, tmp_path):
+    baseline = json.loads((bench_dir / "baseline.json").read_text())
+    assert baseline["config"]["draft_steps"] == [2]
+    baseline["entries"] = {"code-2@1": {**baseline["entries"]["code-2@1"], "speedup_tokens": 100.0}}
+    doctored = tmp_path / "doctored.json"
+    doctored.write_text(json.dumps(baseline))
+    code, out, _ = run([*PAIR, "--batch-sizes", "1", "--no-grids",
+                        "--out", str(tmp_path / "run"), "--check", str(doctored)], capsys)
+    assert code == 1
+    assert "| code-2@1 | speedup_tokens | 100.000 |" in out and "REGRESSED" in out
+
+
+def test_report_merges_runs(bench_dir, capsys, tmp_path):
+    code, out, _ = run(["report", str(bench_dir), str(bench_dir), "--out", str(tmp_path / "report.md")], capsys)
+    assert code in (0, None)
+    page = (tmp_path / "report.md").read_text()
+    assert page.count("## Benchmark: var-toy-l") == 2 and "latency-vs-batch.png" in page
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["report", "nowhere"], "no bench.json"),
+    ([*QUICK, "--check", "missing.json"], "no such file"),
+    (["bench", "--teacher", "var-toy-l", "--random-init", "--drafter", "var-toy-l"], "both --drafter and --refiner"),
+    (["bench", "--teacher", "var-toy-l", "--random-init", "--batch-sizes", "1,x"], "--batch-sizes"),
+])
+def test_user_errors_are_one_line_exit_2(argv, needle, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(argv, capsys)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
