@@ -103,7 +103,8 @@ class ShardedDataset:
     def sidecar_path(self, index: int) -> Path:
         return self.root / f"{shard_name(index)}.json"
 
-    def is_done(self, index: int) -> bool:
+    def is_done(self, index: int, *, check_hash: bool = False) -> bool:
+        """The shard and its sidecar exist and agree in size (and, with `check_hash`, in SHA-256)."""
         side = self.sidecar_path(index)
         if not (side.is_file() and self.shard_path(index).is_file()):
             return False
@@ -111,10 +112,14 @@ class ShardedDataset:
             info = json.loads(side.read_text())
         except json.JSONDecodeError:
             return False
-        return info.get("bytes") == self.shard_path(index).stat().st_size
+        if info.get("bytes") != self.shard_path(index).stat().st_size:
+            return False
+        return not check_hash or info.get("sha256") == sha256_file(self.shard_path(index))
 
     def pending(self, rank: int = 0, world: int = 1) -> list[int]:
-        return [i for i in self.plan.for_rank(rank, world) if not self.is_done(i)]
+        """Shards of this rank still to (re)make: missing, partly written, or corrupted since they were written
+        (every done shard is re-hashed — cheap next to making it — so a resumed job repairs silent corruption)."""
+        return [i for i in self.plan.for_rank(rank, world) if not self.is_done(i, check_hash=True)]
 
     def write_shard(self, index: int, tensors: Mapping[str, torch.Tensor]) -> None:
         start, stop = self.plan.range(index)

@@ -91,3 +91,19 @@ def test_finalize_refuses_incomplete(tmp_path):
     ds.write_shard(0, content(0, 5))
     with pytest.raises(ArdistillError, match="not written"):
         ds.finalize()
+
+
+def test_resume_remakes_a_same_size_corrupted_shard(tmp_path):
+    """A flipped byte keeps the file size; the rerun re-hashes done shards and remakes it."""
+    ds = ShardedDataset.create(tmp_path, {"teacher": "t"}, num=20, shard_size=5)
+    fill(ds)
+    p = ds.shard_path(2)
+    data = bytearray(p.read_bytes())
+    data[-1] ^= 0xFF
+    p.write_bytes(bytes(data))
+    again = ShardedDataset.open(tmp_path)
+    assert again.pending() == [2]
+    fill(again)
+    again.finalize()
+    assert again.verify() == []
+    assert torch.equal(again.read_shard(2)["i"], torch.arange(10, 15))
