@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -14,6 +15,7 @@ import torch
 from ardistill.bench.methods import BenchMethod, build_methods
 from ardistill.bench.report import SCHEMA
 from ardistill.bench.speed import SpeedSettings, environment, run_speed
+from ardistill.bench.toy_models import RANDOM_STUDENT, write_random_student
 from ardistill.errors import BadArgumentError
 
 TOY_NUM_CLASSES = 12
@@ -88,7 +90,14 @@ def build_all_methods(cfg: BenchConfig, teacher, models: dict) -> list[BenchMeth
     if cfg.drafter and not cfg.draft_steps:
         raise BadArgumentError("--drafter/--refiner need --draft-steps N[,N...]")
     methods = build_methods("teacher", teacher=teacher)
-    if cfg.student:
+    if cfg.student == RANDOM_STUDENT:
+        if not cfg.random_init:
+            raise BadArgumentError(f"--student {RANDOM_STUDENT} needs --random-init (its numbers are speed only)")
+        with tempfile.TemporaryDirectory(prefix="ardistill-student-") as tmp:
+            methods += build_methods("dd", teacher=teacher, student_dir=write_random_student(teacher, tmp), steps=cfg.dd_steps)
+        for m in methods[1:]:
+            m.settings["student"] = RANDOM_STUDENT
+    elif cfg.student:
         methods += build_methods("dd", teacher=teacher, student_dir=cfg.student, steps=cfg.dd_steps)
     if cfg.drafter:
         methods += build_methods("code", drafter=models[cfg.drafter], refiner=models[cfg.refiner], draft_steps=cfg.draft_steps)

@@ -7,6 +7,8 @@ on weight values; quality numbers of such a model mean nothing and are flagged).
 
 from __future__ import annotations
 
+import torch
+
 from ardistill.errors import UnknownModelError
 from ardistill.registry import ModelSpec, get_model_spec, register_model
 
@@ -50,3 +52,30 @@ def ensure_benchable(name: str) -> bool:
         get_model_spec(name)  # re-raise the registry's own message (with its suggestions)
     register_model(spec_from_var_recipe(name))
     return True
+
+
+RANDOM_STUDENT = "random-init"  # `--student random-init`: a random-init DD student of the teacher (speed only)
+
+
+def write_random_student(teacher, out_dir) -> str:
+    """Write a random-init DD student folder for `teacher` (2-step split at half the AR steps); returns its path.
+
+    Speed does not depend on weight values, so this measures what a trained student costs before one exists.
+    """
+    try:
+        from ardistill.methods.dd.student import Student
+        from ardistill.models.dd.checkpoint import build_student
+        from ardistill.models.dd.config import DDStudentConfig
+    except ImportError:
+        from ardistill.errors import ArdistillError
+
+        raise ArdistillError("--student needs the DD package (ardistill.methods.dd), which is not installed in this version") from None
+    steps = getattr(teacher, "num_scales", None) or teacher.tokens_per_image
+    half = max(1, steps // 2)
+    config = DDStudentConfig(family=teacher.family, teacher=teacher.name, t_list=(0, half), split=half)
+    arch = teacher.transformer.config if teacher.family == "var" else teacher.gpt.config
+    with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's global generator
+        torch.manual_seed(0)
+        model = build_student(teacher.family, arch, device=teacher.device)
+    Student(model, teacher, config, name="random-student").save(out_dir, extra={"note": "random-init student for benchmarks"})
+    return str(out_dir)
