@@ -68,15 +68,21 @@ _register_families()
 # ------------------------------------------------------------------------------------------- built-in models
 # Every folder ardistill/weights/<name>/ with a model.json is a built-in model: its config, files and default
 # sampling settings are written there by `ardistill teacher train` (see recipes/toy/).
+def builtin_config_classes() -> dict:
+    """family → config dataclass of the built-in models' model.json."""
+    from ardistill.models.llamagen.config import GPTConfig
+    from ardistill.models.var.config import VARConfig
+
+    return {"var": VARConfig, "llamagen": GPTConfig}
+
+
 def _register_builtins() -> None:
     import json
 
     from ardistill.configs import config_from_dict
-    from ardistill.models.llamagen.config import GPTConfig
-    from ardistill.models.var.config import VARConfig
     from ardistill.registry import PACKAGE_WEIGHTS
 
-    config_classes = {"var": VARConfig, "llamagen": GPTConfig}
+    config_classes = builtin_config_classes()
     if not PACKAGE_WEIGHTS.is_dir():
         return
     for card in sorted(PACKAGE_WEIGHTS.glob("*/model.json")):

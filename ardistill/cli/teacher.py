@@ -81,5 +81,56 @@ def eval_command(
         console.print(f"wrote {out} and {out.with_suffix('.json')}")
 
 
+@teacher_app.command("export")
+def export_command(
+    run_dir: Path = typer.Argument(..., help="A finished teacher run folder (RUNS/<name>/ with run.json).", show_default=False),
+    num: int = typer.Option(1000, "--num", "-n", min=10, help="Samples for the measured metrics written into the model card."),
+    cfg: Optional[float] = typer.Option(None, "--cfg", help="Default guidance scale to ship [default: the recipe's]."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="Default top-k to ship [default: the recipe's]."),
+    top_p: Optional[float] = typer.Option(None, "--top-p", help="Default top-p to ship [default: the recipe's]."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="Default temperature to ship [default: the recipe's]."),
+    weights_root: Optional[Path] = typer.Option(None, "--weights-root", help="Where to install [default: the package's weights folder]."),
+) -> None:
+    """Install a trained teacher as a built-in model and measure it: the model card (model.json, README.md) gets the
+    default sampling settings and the class accuracy / toy-FID of samples and of reconstructions."""
+    import json
+
+    from ardistill import registry
+    from ardistill.errors import ArdistillError
+    from ardistill.eval.quality import teacher_quality
+    from ardistill.training.teacher_recipes import export_builtin
+
+    if not (run_dir / "run.json").is_file():
+        raise ArdistillError(f"{run_dir}: not a finished teacher run (no run.json); train it with `ardistill teacher train`")
+    root = weights_root or registry.PACKAGE_WEIGHTS
+    overrides = {k: v for k, v in dict(cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature).items() if v is not None}
+    dest = export_builtin(run_dir, root, sampling_overrides=overrides)
+    model = _load_exported(dest)
+    q = teacher_quality(model, num=num)
+    metrics = {what: {k: round(float(v), 4) for k, v in q[what].items()} for what in ("samples", "reconstructions")}
+    metrics["ms_per_image_cpu"] = round(1000 * q["seconds_per_image"], 1)
+    metrics["num"] = num
+    export_builtin(run_dir, root, sampling_overrides=overrides, metrics=metrics)
+    console.print(f"installed {dest}: {json.dumps(metrics)}")
+
+
+def _load_exported(folder: Path):
+    """The teacher in an exported folder, loaded through the same registration the zoo performs at import."""
+    import json
+
+    from ardistill.configs import config_from_dict
+    from ardistill.registry import ModelSpec, WeightFile, family_loader
+    from ardistill.zoo import builtin_config_classes
+
+    card = json.loads((folder / "model.json").read_text())
+    spec = ModelSpec(name=card["name"], family=card["family"],
+                     config=config_from_dict(builtin_config_classes()[card["family"]], card["config"]),
+                     files=tuple(WeightFile(r, f) for r, f in card["files"].items()), builtin=True,
+                     tokens_per_image=card["tokens_per_image"], image_size=card["image_size"],
+                     sampling_defaults=card.get("sampling_defaults", {}))
+    return family_loader(spec.family)(spec, transformer_path=folder / card["files"]["transformer"],
+                                      vae_path=folder / card["files"]["tokenizer"])
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(teacher_app, name="teacher")

@@ -168,7 +168,8 @@ def _geometry(family: str, cfg: dict) -> tuple[int, int]:
     return cfg["block_size"], grid * 2 ** (len(cfg["vq"]["encoder_ch_mult"]) - 1)
 
 
-def export_builtin(run_dir: Path, weights_root: Path, *, metrics: dict | None = None) -> Path:
+def export_builtin(run_dir: Path, weights_root: Path, *, metrics: dict | None = None,
+                   sampling_overrides: dict | None = None) -> Path:
     """Copy a finished teacher run into `weights_root/<name>/` as a built-in model (model.json + safetensors)."""
     info = json.loads((run_dir / "run.json").read_text())
     name = info["name"]
@@ -182,7 +183,7 @@ def export_builtin(run_dir: Path, weights_root: Path, *, metrics: dict | None = 
         "name": name, "family": info["family"], "config": cfg, "files": files,
         "description": f"built-in {info['family'].upper()} teacher trained on the procedural world ({image_size} px)",
         "tokens_per_image": tokens_per_image, "image_size": image_size, "params": info["params"],
-        "sampling_defaults": info.get("sampling_defaults", {}),
+        "sampling_defaults": {**info.get("sampling_defaults", {}), **(sampling_overrides or {})},
         "training": {k: info[k] for k in ("recipe", "steps", "last_loss", "seconds", "machine")},
         "metrics": metrics or {},
     }
@@ -199,8 +200,18 @@ def model_card_markdown(card: dict) -> str:
              f"- training time: {t['seconds'] / 60:.1f} min on {t['machine']}",
              f"- default sampling: {card['sampling_defaults']}", "", "## Config", "", "```json",
              json.dumps(card["config"], indent=1), "```", ""]
-    if card.get("metrics"):
-        lines += ["## Measured", ""] + [f"- {k}: {v}" for k, v in card["metrics"].items()] + [""]
+    m = card.get("metrics") or {}
+    if "samples" in m:
+        lines += ["## Measured (`ardistill teacher export`, CPU)", "",
+                  f"{m['num']} class-balanced samples at the default sampling settings and {m['num']} reconstructions of "
+                  f"held-out real images, each against {m['num']} other held-out real images (toy-FID: the shipped "
+                  "evaluator's features through torch-fidelity).", "",
+                  "| images | class accuracy | toy-FID | KID | precision | recall |", "|---|---:|---:|---:|---:|---:|"]
+        for what in ("samples", "reconstructions"):
+            r = m[what]
+            lines.append(f"| {what} | {100 * r['class_accuracy']:.1f}% | {r['fid']:.2f} | {r['kid_mean']:.3f} | "
+                         f"{r['precision']:.3f} | {r['recall']:.3f} |")
+        lines += ["", f"Sampling + decoding: {m['ms_per_image_cpu']} ms per image on the CPU it was measured on.", ""]
     return "\n".join(lines)
 
 

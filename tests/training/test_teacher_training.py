@@ -84,6 +84,14 @@ def test_recipe_runs_and_exports_a_loadable_builtin(recipe, family, tokens, tmp_
     assert torch.equal(sampled, teacher.sample(labels, seed=0))
     images = teacher.decode(sampled)
     assert images.shape == (2, 3, 64, 64) and 0 <= images.min() and images.max() <= 1
+    # `teacher export` installs the run with shipped sampling defaults and measured metrics in its card.
+    with pytest.raises(SystemExit) as e:
+        main(["teacher", "export", f"runs/{name}", "--num", "12", "--cfg", "3.0", "--weights-root", "exported"])
+    assert e.value.code in (0, None)
+    card = json.loads((tmp_path / "exported" / name / "model.json").read_text())
+    assert card["sampling_defaults"]["cfg"] == 3.0
+    assert set(card["metrics"]) >= {"samples", "reconstructions", "num"} and card["metrics"]["num"] == 12
+    assert "| samples |" in (tmp_path / "exported" / name / "README.md").read_text()
 
 
 def test_unknown_recipe_kind_is_one_line_error(tmp_path):
