@@ -60,8 +60,12 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: one-line errors with exit code 2, never a traceback for a user mistake.
 
     Usage errors (unknown option, bad type) are Typer's own: a short message and exit code 2.
+    Launched by torchrun (`torchrun --nproc-per-node P -m ardistill ...`), every command runs in one process group.
     """
+    from ardistill import distributed
+
     try:
+        distributed.init()  # under torchrun: one process group for the whole command; else nothing
         app(args=argv)
     except ArdistillError as e:
         err_console.print(f"[bold red]error:[/] {escape(str(e))}", markup=True)
@@ -69,3 +73,5 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+    finally:
+        distributed.shutdown()

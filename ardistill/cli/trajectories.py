@@ -36,6 +36,7 @@ def generate_command(
     """Make (or finish) a trajectory dataset; killed at any moment and run again, it continues where it stopped.
 
     Example: ardistill trajectories --teacher var-d16 --num 1200000 --out data/dd-var-d16 --cfg 2.0 --top-k 900 --top-p 0.95
+    Many GPUs / nodes: torchrun --nproc-per-node 8 -m ardistill trajectories ... (see docs/scaling.md).
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -57,7 +58,10 @@ def generate_command(
     )
     rate = f", {run.samples_per_second:.2f} samples/s, flow map {100 * run.flow_seconds / run.seconds:.0f} % of the time" if run.samples else ""
     state = "complete, manifest written" if run.finalized else "incomplete"
-    console.print(f"{run.root}: {len(run.shards_written)} shards written ({run.samples} samples{rate}); dataset {state}")
+    from ardistill import distributed
+
+    who = f"rank {distributed.rank()}/{distributed.world()}: " if distributed.world() > 1 else ""
+    console.print(f"{who}{run.root}: {len(run.shards_written)} shards written ({run.samples} samples{rate}); dataset {state}")
 
 
 @app.command("verify")

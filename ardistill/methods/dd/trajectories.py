@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from ardistill import distributed
 from ardistill.errors import BadArgumentError
 from ardistill.io import sha256_tensors
 from ardistill.methods.dd.flow import FlowMapConfig, flow_map_tokens
@@ -191,15 +192,21 @@ def generate_trajectories(
     temperature=None,
     cfg_interval: int | None = None,
     flow: FlowMapConfig = FlowMapConfig(),
-    rank: int = 0,
-    world: int = 1,
+    rank: int | None = None,
+    world: int | None = None,
     progress: bool = True,
 ) -> TrajectoryRun:
     """Make (or finish) the trajectory dataset of samples [0, num) in `out_dir`; this process makes the shards
     `ShardPlan.for_rank(rank, world)` that are not done yet. The manifest is written once every shard exists.
 
+    Under torchrun (`ardistill.distributed` initialised, rank/world not given) rank 0 lists every shard still to
+    make and the ranks split that list round-robin, so a resume with any world size spreads the missing work evenly;
+    then a barrier, and rank 0 writes the manifest and verifies every shard.
     Sampling settings default to `teacher.default_sampling`. Safe to kill at any moment and run again.
     """
+    collective = rank is None and world is None and distributed.world() > 1
+    rank = distributed.rank() if rank is None else rank
+    world = distributed.world() if world is None else world
     if batch_size < 1:
         raise BadArgumentError(f"batch size must be ≥ 1, got {batch_size}")
     if not (0 <= rank < world):
@@ -209,13 +216,14 @@ def generate_trajectories(
     flow.validate()
     sampling = resolve_sampling(teacher, cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature, cfg_interval=cfg_interval)
     ds = ShardedDataset.create(out_dir, trajectory_meta(teacher, sampling, flow, seed), num, shard_size)
-    todo = ds.pending(rank, world)
+    todo = distributed.broadcast_object(ds.pending() if distributed.is_main() else None)[rank::world] if collective \
+        else ds.pending(rank, world)
     codebook = teacher.codebook.detach().float()
     L, C, device = teacher.tokens_per_image, code_dim(teacher), teacher.device
     out_dtype = tokens_dtype(teacher.vocab_size)
     total = sum(ds.plan.range(i)[1] - ds.plan.range(i)[0] for i in todo)
     samples, flow_seconds, t_start = 0, 0.0, time.perf_counter()
-    with _progress(progress, total, f"trajectories {teacher.name}") as advance:
+    with _progress(progress and (not collective or distributed.is_main()), total, f"trajectories {teacher.name}") as advance:
         for shard in todo:
             index = torch.arange(*ds.plan.range(shard), dtype=torch.int64)
             labels = trajectory_labels(seed, index, teacher.num_classes)
@@ -229,13 +237,26 @@ def generate_trajectories(
                 advance(tokens.shape[0])
             ds.write_shard(shard, {"tokens": torch.cat(parts), "labels": labels, "index": index})
     seconds = time.perf_counter() - t_start
-    finalized = not ds.pending(0, 1)
-    if finalized:
-        ds.finalize()  # identical content from every process that gets here, written atomically
-        # Temporary files of shard writes killed midway; with every shard done, nobody is writing one now.
-        for stale in ds.root.glob(".shard-*.tmp"):
-            stale.unlink(missing_ok=True)
+    if collective:
+        distributed.barrier()
+        finalized = distributed.broadcast_object(_finalize(ds) if distributed.is_main() else None)
+    else:
+        finalized = _finalize(ds)
     return TrajectoryRun(ds.root, todo, samples, seconds, flow_seconds, finalized)
+
+
+def _finalize(ds: ShardedDataset) -> bool:
+    """Write the manifest if every shard is done (re-hashed), verify, clean leftovers; False if shards are missing."""
+    if ds.pending(0, 1):
+        return False
+    ds.finalize()  # identical content from every process that gets here, written atomically
+    problems = ds.verify()
+    if problems:
+        raise BadArgumentError(f"{ds.root}: {problems[0]} (run the job again to remake it)")
+    # Temporary files of shard writes killed midway; with every shard done, nobody is writing one now.
+    for stale in ds.root.glob(".shard-*.tmp"):
+        stale.unlink(missing_ok=True)
+    return True
 
 
 @contextlib.contextmanager
