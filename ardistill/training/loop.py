@@ -7,6 +7,14 @@
 - Checkpoints (`<out>/checkpoint.pt`) are written atomically every `ckpt_every` steps, at the end, and on
   Ctrl-C / SIGTERM; `resume=True` continues from the last one. A non-finite loss stops the run with the last
   good checkpoint kept and a one-line error.
+- Under torchrun (`ardistill.distributed` initialised, world W > 1) it is data-parallel: every rank takes its 1/W
+  slice of each global batch, gradients are averaged over ranks before clipping and the step (one all-reduce per
+  optimiser step, as DDP with `no_sync` over the accumulation steps), rank 0 writes the checkpoints, and a
+  checkpoint resumes on any W. The per-step data stays a pure function of the step, so the run does not depend on W
+  up to floating-point noise. Gradients are all-reduced explicitly rather than through the DistributedDataParallel
+  wrapper because the loss functions close over the bare module (and call its methods other than `forward`), which
+  DDP's reducer would not see. A loss that is a mean over a per-batch count (tokens, noise positions) reports that
+  count as `metrics["loss_weight"]`; the ranks' losses are then weighted so the step equals the single-process one.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from typing import Any, Callable
 
 import torch
 
+from ardistill import distributed
 from ardistill.errors import ArdistillError
 from ardistill.io import atomic_torch_save
 
@@ -112,11 +121,48 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * scale)
 
 
+def _stop_on_nan(value: float, step: int, ckpt_path: Path) -> None:
+    last = f"step {int(torch.load(ckpt_path, weights_only=True)['step'])}" if ckpt_path.is_file() else "none"
+    raise ArdistillError(f"loss became {value} at step {step}; stopped. Last good checkpoint: {last} ({ckpt_path})")
+
+
 def _autocast(device: torch.device, mode: str):
     if mode == "no":
         return torch.autocast(device.type, enabled=False)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[mode]
     return torch.autocast(device.type, dtype=dtype)
+
+
+def rank_slice(batch: Any, rank: int, world: int) -> Any:
+    """This rank's contiguous 1/world of a global batch: every tensor whose first dimension is the batch size
+    (that of the first tensor found in `batch`, a tensor / tuple / list / dict) is sliced; the rest is passed on."""
+    if world == 1:
+        return batch
+    size = _first_dim(batch)
+    if size is None or size % world:
+        raise ArdistillError(f"the global batch ({size} samples per micro-step) must be divisible by the world size {world}")
+    start, stop = distributed.split_range(size, rank, world)
+
+    def cut(x):
+        if isinstance(x, torch.Tensor):
+            return x[start:stop] if x.dim() and x.shape[0] == size else x
+        if isinstance(x, dict):
+            return {k: cut(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return type(x)(cut(v) for v in x)
+        return x
+
+    return cut(batch)
+
+
+def _first_dim(batch: Any) -> int | None:
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.dim() else None
+    for v in batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (list, tuple)) else ():
+        n = _first_dim(v)
+        if n is not None:
+            return n
+    return None
 
 
 def train_loop(
@@ -158,6 +204,8 @@ def train_loop(
     ema = EMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     result = TrainResult(step=0, last_loss=float("nan"))
     start = 0
+    rank, world = distributed.rank(), distributed.world()
+    progress = progress and distributed.is_main()
     if resume and ckpt_path.is_file():
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
@@ -172,9 +220,15 @@ def train_loop(
     elif ckpt_path.is_file() and not resume:
         raise ArdistillError(f"{ckpt_path} exists; pass --resume to continue it or choose another output folder")
     else:
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed + rank)  # rank 0 draws what a single process draws
+    distributed.broadcast_module_(model)  # every rank starts from rank 0's weights, as DDP does
 
     def save(step: int) -> None:
+        if distributed.is_main():
+            _write(step)
+        distributed.barrier()
+
+    def _write(step: int) -> None:
         atomic_torch_save(
             {"model": model.state_dict(), "optimizer": opt.state_dict(), "ema": ema.state_dict() if ema else {},
              "step": step, "config": cfg.to_dict(), "losses": result.losses, "evals": result.evals,
@@ -185,6 +239,9 @@ def train_loop(
     def run_eval(step: int) -> None:
         if eval_fn is None:
             return
+        if not distributed.is_main():  # rank 0 evaluates, the others receive its numbers
+            result.evals.append(distributed.broadcast_object(None))
+            return
         if ema is not None:
             backup = {k: v.clone() for k, v in model.state_dict().items()}
             ema.copy_to(model)
@@ -193,7 +250,7 @@ def train_loop(
         model.train()
         if ema is not None:
             model.load_state_dict(backup)
-        result.evals.append(metrics)
+        result.evals.append(distributed.broadcast_object(metrics))
 
     # Ctrl-C / SIGTERM: finish the current optimiser step, checkpoint, then stop (a second Ctrl-C stops at once).
     stop = {"signal": None}
@@ -224,16 +281,32 @@ def train_loop(
                     g["lr"] = lr_at(cfg, step)
                 total, metrics_acc = 0.0, {}
                 for micro in range(cfg.grad_accum):
-                    batch = get_batch(step, micro)
+                    batch = rank_slice(get_batch(step, micro), rank, world)
                     with _autocast(device, cfg.mixed_precision):
                         loss, metrics = loss_fn(batch, step)
-                    if not torch.isfinite(loss.detach()):
-                        last = f"step {int(torch.load(ckpt_path, weights_only=True)['step'])}" if ckpt_path.is_file() else "none"
-                        raise ArdistillError(f"loss became {loss.item()} at step {step}; stopped. Last good checkpoint: {last} ({ckpt_path})")
-                    scaler.scale(loss / cfg.grad_accum).backward()
-                    total += loss.item() / cfg.grad_accum
+                    metrics = dict(metrics)
+                    weight = metrics.pop("loss_weight", None)
+                    # Rank share of the global loss: w_r / Σw (weighted mean) or 1 / W (plain mean); × W since
+                    # the gradients are averaged over ranks. 1 in a single process.
+                    share = 1.0 / world if weight is None or world == 1 else \
+                        float(weight) / float(distributed.all_reduce_sum(torch.tensor([float(weight)]))[0])
+                    if world == 1 and not torch.isfinite(loss.detach()):
+                        _stop_on_nan(loss.item(), step, ckpt_path)
+                    scaled = loss / cfg.grad_accum if world == 1 else loss * (share * world / cfg.grad_accum)
+                    scaler.scale(scaled).backward()
+                    total += loss.item() * share / cfg.grad_accum
                     for k, v in metrics.items():
-                        metrics_acc[k] = metrics_acc.get(k, 0.0) + float(v) / cfg.grad_accum
+                        metrics_acc[k] = metrics_acc.get(k, 0.0) + float(v) / cfg.grad_accum / world
+                if world > 1:  # one collective: global loss, stop request, metrics (means over ranks)
+                    reduced = distributed.all_reduce_sum(torch.tensor([total, float(stop["signal"] is not None),
+                                                                       *metrics_acc.values()], dtype=torch.float64))
+                    total, stop_requested = float(reduced[0]), bool(reduced[1] > 0)
+                    metrics_acc = dict(zip(metrics_acc, reduced[2:].tolist()))
+                    if not math.isfinite(total):
+                        _stop_on_nan(total, step, ckpt_path)
+                    distributed.average_gradients(params)
+                else:
+                    stop_requested = stop["signal"] is not None
                 if cfg.grad_clip > 0:
                     scaler.unscale_(opt)
                     torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
@@ -254,7 +327,7 @@ def train_loop(
                     run_eval(step)
                 if step % cfg.ckpt_every == 0 or step == cfg.steps:
                     save(step)
-                if stop["signal"] is not None:
+                if stop_requested:
                     save(step)
                     raise KeyboardInterrupt
         if eval_fn is not None and (not result.evals or result.evals[-1]["step"] != step):

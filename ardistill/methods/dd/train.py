@@ -83,7 +83,7 @@ def dd_loss(model, batch: dict, codebook: torch.Tensor, data_counts: torch.Tenso
     ce = (F.cross_entropy(logits.float().transpose(1, 2), tokens, reduction="none") * w).sum() / denom
     mse = ((cont.float() - target).square().mean(-1) * w).sum() / denom
     acc = ((logits.argmax(-1) == tokens).float() * w).sum() / denom
-    return ce + mse_weight * mse, {"ce": ce.item(), "mse": mse.item(), "acc": acc.item()}
+    return ce + mse_weight * mse, {"ce": ce.item(), "mse": mse.item(), "acc": acc.item(), "loss_weight": float(denom)}
 
 
 def new_student_model(teacher, *, seed: int):
