@@ -49,7 +49,7 @@ def train_var_tokenizer(
     *,
     batch_size: int = 32,
     dead_code_threshold: float = 0.03,
-    usage_decay: float = 0.99,
+    usage_decay: float = 0.98,
     l1_weight: float = 0.2,
     resume: bool = False,
     progress: bool = True,
@@ -77,14 +77,16 @@ def train_var_tokenizer(
                 # Dead codes were not selected in this batch, so their gradient is zero and replacing them between
                 # forward and backward is safe; no state outlives the step, so resume stays exact.
                 g = torch.Generator().manual_seed(train.seed * 1_000_003 + step)
-                restart_dead_codes(q, q.ema_vocab_hit_SV.sum(0), residuals, dead_code_threshold, g)
+                dead = restart_dead_codes(q, q.ema_vocab_hit_SV.sum(0), residuals, dead_code_threshold, g)
+                q.ema_vocab_hit_SV[:, dead] = 2 * dead_code_threshold / q.num_scales  # grace period
         mse = F.mse_loss(rec, images)
         loss = mse + l1_weight * (rec - images).abs().mean() + vq_loss
         used = float((usage > 0).float().mean())
         return loss, {"mse": mse.item(), "vq": vq_loss.item(), "used": used}
 
-    # The usage EMA starts at "uniform" so no code is restarted before it has had a chance.
-    vae.quantize.ema_vocab_hit_SV.fill_(1.0)
+    # Usage per code, summed over the scale rows, starts at "uniform" (1.0) so no code is restarted before it has had
+    # a chance (≈ log(threshold)/log(decay) steps: 170 with the defaults).
+    vae.quantize.ema_vocab_hit_SV.fill_(1.0 / vae.quantize.num_scales)
     result = train_loop(model=vae, loss_fn=loss_fn, get_batch=get_batch, cfg=train, out_dir=out_dir, resume=resume,
                         progress=progress, description="tokenizer")
     return vae.eval().requires_grad_(False), result

@@ -29,14 +29,18 @@ def _first_last(losses, k=3):
 
 def test_tokenizer_loss_decreases_and_resume_is_exact(tmp_path):
     cfg = TrainConfig(steps=24, lr=3e-3, log_every=1, ckpt_every=12, seed=0)
-    vae, result = train_var_tokenizer(TINY_VQ, cfg, DATA, tmp_path / "a", batch_size=8, progress=False)
+    fast_restarts = dict(dead_code_threshold=0.5, usage_decay=0.5)  # restarts at steps 9 and 19 of this short run
+    vae, result = train_var_tokenizer(TINY_VQ, cfg, DATA, tmp_path / "a", batch_size=8, progress=False, **fast_restarts)
     first, last = _first_last(result.losses)
     assert last < 0.8 * first
+    used = torch.cat(vae.img_to_idx(DATA.batch(0, 64)[0].mul(2).sub(1)), dim=1).unique().numel()
+    assert used >= 16, f"only {used} of 64 codes in use: dead-code restarts are not working"
     # Interrupted after the step-12 checkpoint (the batch of step 13 raises), then resumed to 24: the same weights.
     with pytest.raises(KeyboardInterrupt):
         train_var_tokenizer(TINY_VQ, cfg, _InterruptAt(seed=DATA.seed, size=DATA.size), tmp_path / "b", batch_size=8,
-                            progress=False)
-    resumed, _ = train_var_tokenizer(TINY_VQ, cfg, DATA, tmp_path / "b", batch_size=8, resume=True, progress=False)
+                            progress=False, **fast_restarts)
+    resumed, _ = train_var_tokenizer(TINY_VQ, cfg, DATA, tmp_path / "b", batch_size=8, resume=True, progress=False,
+                                     **fast_restarts)
     for (k, a), b in zip(vae.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k
 

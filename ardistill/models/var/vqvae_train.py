@@ -47,16 +47,17 @@ def quantize_train(quantizer: MultiScaleQuantizer, f: torch.Tensor, beta: float 
 
 
 @torch.no_grad()
-def restart_dead_codes(quantizer: MultiScaleQuantizer, usage_ema: torch.Tensor, residuals: torch.Tensor, threshold: float, generator: torch.Generator) -> int:
-    """Replace codes whose usage EMA is below `threshold` with random residual vectors; returns how many."""
+def restart_dead_codes(quantizer: MultiScaleQuantizer, usage_ema: torch.Tensor, residuals: torch.Tensor, threshold: float, generator: torch.Generator) -> torch.Tensor:
+    """Replace codes whose usage EMA is below `threshold` with random residual vectors; `usage_ema` of those codes is
+    set to 2·threshold (a grace period). Returns the restarted code indices."""
     dead = (usage_ema < threshold).nonzero().flatten()
     if dead.numel() == 0 or residuals.numel() == 0:
-        return 0
+        return dead[:0]
     pick = torch.randint(0, residuals.shape[0], (dead.numel(),), generator=generator).to(residuals.device)
     noise = 0.01 * residuals.std() * torch.randn(dead.numel(), residuals.shape[1], generator=generator).to(residuals.device)
     quantizer.embedding.weight.data[dead] = residuals[pick] + noise
     usage_ema[dead] = threshold * 2  # give restarted codes time to be picked
-    return int(dead.numel())
+    return dead
 
 
 def vqvae_train_forward(vae: VQVAE, images: torch.Tensor, beta: float = 0.25):
