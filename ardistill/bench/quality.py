@@ -6,6 +6,8 @@ speed part used. Chunks are generated lazily while torch-fidelity reads the data
 
 - Toy world: the shipped evaluator is the feature extractor ("ardistill-toy"); the reference is the held-out
   stream (rendered lazily too); class accuracy of the generated images is measured on the same chunks.
+- Under torchrun each rank makes a contiguous range of chunks; the uint8 images are gathered on rank 0 in global
+  index order for one torch-fidelity computation, whose numbers every rank then returns (same FID as one process).
 - ImageNet: torch-fidelity's Inception ("inception-v3-compat") with weights from a local file checked by SHA-256;
   the reference is the `arr_0` images of an ADM reference batch `.npz`, or a folder of images.
 """
@@ -19,6 +21,7 @@ from typing import Callable
 import torch
 from torch.utils.data import Dataset
 
+from ardistill import distributed
 from ardistill.bench.methods import BenchMethod
 from ardistill.bench.speed import balanced_labels
 from ardistill.errors import ArdistillError
@@ -105,6 +108,43 @@ def fidelity(generated: Dataset, reference: Dataset, *, extractor: str, weights_
     return {short: float(raw[long]) for long, short in names.items() if long in raw} | {"num_images": n1, "num_reference": n2}
 
 
+class ImageTensor(Dataset):
+    """uint8 images `[N, 3, H, W]` as a dataset of `[3, H, W]` items."""
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images[i]
+
+
+def gather_generated(generated: GeneratedImages) -> Dataset | None:
+    """This rank's contiguous range of chunks, made here (each seen once by `on_chunk`), then all ranks' uint8
+    images on rank 0 in global index order; None on the other ranks. Rank 0 holds all N images
+    (N × 3 × H × W bytes: 9.8 GB for 50k at 256 px)."""
+    num_chunks = (generated.num + CHUNK - 1) // CHUNK
+    first, stop = distributed.split_range(num_chunks, distributed.rank(), distributed.world())
+    mine = []
+    for c in range(first, stop):
+        images, labels = generated.chunk(c)
+        if generated.on_chunk is not None:
+            generated.on_chunk(images, labels)
+        mine.append(to_uint8(images).permute(0, 3, 1, 2).contiguous())
+    parts = distributed.gather_objects(torch.cat(mine) if mine else None)
+    return None if parts is None else ImageTensor(torch.cat([p for p in parts if p is not None]))
+
+
+def fidelity_all_ranks(generated: GeneratedImages, reference: Dataset | str, **kwargs) -> dict[str, float]:
+    """`fidelity(generated, reference, **kwargs)`, with the generation split across ranks under torchrun."""
+    if distributed.world() == 1:
+        return fidelity(generated, reference, **kwargs)
+    images = gather_generated(generated)
+    return distributed.broadcast_object(fidelity(images, reference, **kwargs) if distributed.is_main() else None)
+
+
 def toy_quality(method: BenchMethod, num: int, *, num_classes: int, image_size: int, seed: int, device: torch.device,
                 on_chunk: Callable[[torch.Tensor, torch.Tensor], None] | None = None) -> dict:
     """Toy-world quality of `method`: torch-fidelity metrics with the shipped evaluator + class accuracy."""
@@ -121,7 +161,9 @@ def toy_quality(method: BenchMethod, num: int, *, num_classes: int, image_size: 
             on_chunk(images, labels)
 
     generated = GeneratedImages(method, num, num_classes=num_classes, seed=seed, device=device, on_chunk=score)
-    metrics = fidelity(generated, HeldoutImages(num, size=image_size), extractor="ardistill-toy", weights_path=None, device=device)
+    metrics = fidelity_all_ranks(generated, HeldoutImages(num, size=image_size), extractor="ardistill-toy", weights_path=None,
+                                 device=device)
+    correct = distributed.all_reduce_sum(torch.tensor(correct, dtype=torch.float64)).tolist()
     return {**metrics, "class_accuracy": correct[0] / max(correct[1], 1), "extractor": "ardistill-toy (shipped evaluator)",
             "reference": f"procedural world held-out stream, first {num} images"}
 
@@ -180,5 +222,6 @@ def imagenet_quality(method: BenchMethod, num: int, *, num_classes: int, referen
         raise ArdistillError(f"--num-samples must be a multiple of {num_classes} for class-balanced ImageNet samples (50000 = 50 per class)")
     weights_path = inception_weights(weights)
     generated = GeneratedImages(method, num, num_classes=num_classes, seed=seed, device=device, on_chunk=on_chunk)
-    metrics = fidelity(generated, reference_dataset(reference), extractor="inception-v3-compat", weights_path=weights_path, device=device)
+    metrics = fidelity_all_ranks(generated, reference_dataset(reference), extractor="inception-v3-compat", weights_path=weights_path,
+                                 device=device)
     return {**metrics, "extractor": "inception-v3-compat (torch-fidelity)", "reference": str(reference)}

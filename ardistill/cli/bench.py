@@ -51,6 +51,7 @@ def bench_command(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from ardistill import distributed
     from ardistill.bench import check as checks
     from ardistill.bench.report import write_run
     from ardistill.bench.run import BenchConfig, Progress as RunProgress, config_summary, run_benchmark
@@ -90,7 +91,9 @@ def bench_command(
             def done(self) -> None:
                 bar.remove_task(self.task)
 
-        doc = run_benchmark(cfg, progress=_Bar(), on_grid=save_method_grid if grids else None)
+        doc = run_benchmark(cfg, progress=_Bar(), on_grid=save_method_grid if grids and distributed.is_main() else None)
+    if not distributed.is_main():  # under torchrun every rank made its share of the FID samples; rank 0 reports
+        return
     for path in write_run(out, doc):
         console.print(f"wrote {path}")
     if write_baseline is not None:
