@@ -9,15 +9,18 @@ speed part used. Chunks are generated lazily while torch-fidelity reads the data
 - Under torchrun each rank makes a contiguous range of chunks; the uint8 images are gathered on rank 0 in global
   index order for one torch-fidelity computation, whose numbers every rank then returns (same FID as one process).
 - ImageNet: torch-fidelity's Inception ("inception-v3-compat") with weights from a local file checked by SHA-256;
-  the reference is the `arr_0` images of an ADM reference batch `.npz`, or a folder of images.
+  the reference is an ADM reference batch `.npz` (FID against its `mu`/`sigma`; KID and precision/recall against
+  its `arr_0` images) or a folder of images. Generated features are extracted once for all metrics.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -187,16 +190,10 @@ def inception_weights(path: str | os.PathLike | None) -> str:
 class NpzImages(Dataset):
     """The `arr_0` images (uint8 `[N, H, W, 3]`) of an ADM reference batch, memory-mapped, as `[3, H, W]` items."""
 
-    def __init__(self, path: str | os.PathLike):
-        import numpy as np
-
-        try:
-            data = np.load(path, mmap_mode="r")
-            self.images = data["arr_0"]
-        except (OSError, ValueError, KeyError) as e:
-            raise ArdistillError(f"{path}: not an ADM reference batch with images in arr_0 ({e})") from None
-        if self.images.ndim != 4 or self.images.shape[-1] != 3:
-            raise ArdistillError(f"{path}: arr_0 has shape {list(self.images.shape)}; expected [N, H, W, 3] uint8")
+    def __init__(self, images):
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ArdistillError(f"arr_0 has shape {list(images.shape)}; expected [N, H, W, 3] uint8")
+        self.images = images
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -205,14 +202,101 @@ class NpzImages(Dataset):
         return torch.from_numpy(self.images[i].copy()).permute(2, 0, 1).contiguous()
 
 
-def reference_dataset(reference: str | os.PathLike) -> Dataset | str:
-    """An ADM `.npz` (its `arr_0` images) or a folder of images (handed to torch-fidelity as a path)."""
+def npz_member(path: Path, name: str) -> np.ndarray:
+    """Array `name` of an .npz, memory-mapped when the member is stored uncompressed (as `np.savez` writes ADM's
+    reference batches: 10 GB of images are not read into memory); compressed members are read whole."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(f"{name}.npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            with zf.open(info) as f:
+                return np.lib.format.read_array(f)
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        local = f.read(30)  # zip local file header: name and extra-field lengths at bytes 26..29
+        f.seek(info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little"))
+        fmt = np.lib.format
+        readers = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
+        version = fmt.read_magic(f)
+        if version not in readers:
+            return np.load(path)[name]
+        shape, fortran, dtype = readers[version](f)
+        offset = f.tell()
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape, offset=offset, order="F" if fortran else "C")
+
+
+@dataclass
+class Reference:
+    """What a reference offers: images (KID, precision/recall, FID) and/or precomputed FID statistics (mu, sigma)."""
+
+    images: Dataset | None
+    fid_statistics: dict | None
+    source: str
+
+
+def load_reference(reference: str | os.PathLike) -> Reference:
+    """An ADM reference batch `.npz` (`mu`/`sigma` → FID; `arr_0` images → KID, precision/recall) or a folder of
+    images (png/jpg/jpeg)."""
     p = Path(reference)
     if p.is_dir():
-        return str(p)
-    if p.is_file() and p.suffix == ".npz":
-        return NpzImages(p)
-    raise ArdistillError(f"reference {p}: expected an ADM reference batch .npz or a folder of images")
+        from torch_fidelity.datasets import ImagesPathDataset
+        from torch_fidelity.utils import glob_samples_paths
+
+        files = glob_samples_paths(str(p), samples_find_deep=False, samples_find_ext="png,jpg,jpeg", verbose=False)
+        if len(files) < 2:
+            raise ArdistillError(f"reference folder {p}: fewer than 2 png/jpg images")
+        return Reference(ImagesPathDataset(files), None, str(p))
+    if not (p.is_file() and p.suffix == ".npz"):
+        raise ArdistillError(f"reference {p}: expected an ADM reference batch .npz or a folder of images")
+    try:
+        data = np.load(p)
+        keys = set(data.files)
+        stats = {"mu": np.asarray(data["mu"], np.float64), "sigma": np.asarray(data["sigma"], np.float64)} if {"mu", "sigma"} <= keys else None
+        images = NpzImages(npz_member(p, "arr_0")) if "arr_0" in keys else None
+    except (OSError, ValueError, KeyError) as e:
+        raise ArdistillError(f"{p}: not a readable .npz ({e})") from None
+    if stats is None and images is None:
+        raise ArdistillError(f"{p}: an ADM reference batch needs arr_0 (images) or mu and sigma (statistics); found {sorted(keys)}")
+    return Reference(images, stats, str(p))
+
+
+def fidelity_against_reference(generated: Dataset, reference: Reference, *, extractor: str, weights_path: str | None,
+                               device: torch.device, batch_size: int = 64) -> dict[str, float]:
+    """torch-fidelity metrics with the generated features extracted once: IS; FID against the reference's
+    statistics when it has them (else against its images); KID and precision/recall when it has images."""
+    from torch_fidelity.metric_fid import fid_featuresdict_to_statistics, fid_statistics_to_metric
+    from torch_fidelity.metric_isc import isc_featuresdict_to_metric
+    from torch_fidelity.metric_kid import kid_featuresdict_to_metric
+    from torch_fidelity.metric_prc import prc_featuresdict_to_metric
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+    from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
+
+    cuda = device.type == "cuda"
+    cls = FEATURE_EXTRACTORS_REGISTRY[extractor]
+    layer, isc_layer = cls.get_default_feature_layer_for_metric("fid"), cls.get_default_feature_layer_for_metric("isc")
+    fe = create_feature_extractor(extractor, sorted({layer, isc_layer}), cuda=cuda, feature_extractor_weights_path=weights_path, verbose=False)
+    n1 = len(generated)
+    gen = get_featuresdict_from_dataset(generated, fe, batch_size, cuda, True, False)
+    out = dict(isc_featuresdict_to_metric(gen, isc_layer, isc_splits=min(10, n1), verbose=False))
+    ref = get_featuresdict_from_dataset(reference.images, fe, batch_size, cuda, True, False) if reference.images is not None else None
+    if reference.fid_statistics is not None:
+        stats = {k: np.asarray(v, np.float64) for k, v in fid_featuresdict_to_statistics(gen, layer).items()}
+        if stats["mu"].shape != reference.fid_statistics["mu"].shape:
+            raise ArdistillError(f"reference statistics have {reference.fid_statistics['mu'].shape[0]} dims; {extractor} gives {stats['mu'].shape[0]}")
+        out.update(fid_statistics_to_metric(stats, reference.fid_statistics, False))
+    elif ref is not None:
+        out.update(fid_statistics_to_metric(fid_featuresdict_to_statistics(gen, layer), fid_featuresdict_to_statistics(ref, layer), False))
+    if ref is not None:
+        n2 = len(reference.images)
+        out.update(kid_featuresdict_to_metric(gen, ref, layer, kid_subset_size=min(1000, n1, n2), verbose=False))
+        out.update(prc_featuresdict_to_metric(gen, ref, layer, verbose=False))
+    names = {"frechet_inception_distance": "fid", "kernel_inception_distance_mean": "kid_mean",
+             "kernel_inception_distance_std": "kid_std", "precision": "precision", "recall": "recall",
+             "inception_score_mean": "isc_mean", "inception_score_std": "isc_std"}
+    return {short: float(out[long]) for long, short in names.items() if long in out} | {
+        "num_images": n1, "num_reference": len(reference.images) if reference.images is not None else None,
+        "fid_against": "reference statistics (mu, sigma)" if reference.fid_statistics is not None else "reference images"}
 
 
 def imagenet_quality(method: BenchMethod, num: int, *, num_classes: int, reference: str, weights: str | None, seed: int,
@@ -221,7 +305,7 @@ def imagenet_quality(method: BenchMethod, num: int, *, num_classes: int, referen
     if num % num_classes:
         raise ArdistillError(f"--num-samples must be a multiple of {num_classes} for class-balanced ImageNet samples (50000 = 50 per class)")
     weights_path = inception_weights(weights)
+    ref = load_reference(reference)
     generated = GeneratedImages(method, num, num_classes=num_classes, seed=seed, device=device, on_chunk=on_chunk)
-    metrics = fidelity_all_ranks(generated, reference_dataset(reference), extractor="inception-v3-compat", weights_path=weights_path,
-                                 device=device)
-    return {**metrics, "extractor": "inception-v3-compat (torch-fidelity)", "reference": str(reference)}
+    metrics = fidelity_against_reference(generated, ref, extractor="inception-v3-compat", weights_path=weights_path, device=device)
+    return {**metrics, "extractor": "inception-v3-compat (torch-fidelity)", "reference": ref.source}
