@@ -18,7 +18,7 @@ from ardistill.models.llamagen.gpt import LlamaGenGPT
 from ardistill.models.llamagen.vq import VQModel
 from ardistill.models.var.vqvae_train import restart_dead_codes
 from ardistill.training.loop import TrainConfig, TrainResult, train_loop
-from ardistill.training.var_teacher import ImageData, load_or_make_token_cache
+from ardistill.training.toy_data import EpochBatches, ImageData, load_or_make_token_cache
 
 
 def vq_train_forward(vq: VQModel, images: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -126,14 +126,7 @@ def train_llamagen_gpt(
     tokens, labels = load_or_make_token_cache(_VQEncoder(vq), data, num_images, out_dir / "tokens.safetensors", progress)
     gpt = LlamaGenGPT(config)
     gpt.init_weights(torch.Generator().manual_seed(train.seed))
-    steps_per_epoch = max(1, num_images // batch_size)
-
-    def get_batch(step: int, micro: int):
-        k = step * train.grad_accum + micro
-        epoch, i = divmod(k, steps_per_epoch)
-        order = torch.randperm(num_images, generator=torch.Generator().manual_seed(train.seed * 7919 + epoch))
-        idx = order[i * batch_size : (i + 1) * batch_size]
-        return tokens[idx], labels[idx]
+    get_batch = EpochBatches(tokens, labels, batch_size=batch_size, grad_accum=train.grad_accum, seed=train.seed)
 
     def loss_fn(batch, step: int):
         loss = gpt_teacher_forcing_loss(gpt, *batch)

@@ -34,7 +34,7 @@ def recipe_name(recipe: dict) -> str:
 
 
 def _data(recipe: dict):
-    from ardistill.training.var_teacher import ImageData
+    from ardistill.training.toy_data import ImageData
 
     d = dict(recipe.get("data", {}))
     unknown = set(d) - {"seed", "size"}

@@ -11,33 +11,17 @@ function of the step), so a resumed run sees exactly the batches an uninterrupte
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from ardistill.io import atomic_save_safetensors, load_state_dict_file
 from ardistill.models.var.config import VARConfig, VQVAEConfig
 from ardistill.models.var.transformer import VARTransformer
 from ardistill.models.var.vqvae import VQVAE
 from ardistill.models.var.vqvae_train import restart_dead_codes, vqvae_train_forward
 from ardistill.training.loop import TrainConfig, TrainResult, train_loop
-
-
-@dataclass(frozen=True)
-class ImageData:
-    """Where training images come from: the "train" split of the procedural world at `size` px, seed `seed`
-    (the held-out split the evaluator and FID use is a disjoint stream)."""
-
-    seed: int = 0
-    size: int = 64
-
-    def batch(self, start: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images [count, 3, size, size] in [0, 1] and labels [count] of global indices [start, start + count)."""
-        from ardistill.data import make_images, stream_seed
-
-        return make_images(range(start, start + count), seed=stream_seed("train", self.seed), size=self.size)
+from ardistill.training.toy_data import EpochBatches, ImageData, load_or_make_token_cache, tokenize_dataset
 
 
 # ------------------------------------------------------------------------------------------------- tokenizer
@@ -93,37 +77,6 @@ def train_var_tokenizer(
 
 
 # ----------------------------------------------------------------------------------------------- transformer
-@torch.no_grad()
-def tokenize_dataset(vae: VQVAE, data: ImageData, num_images: int, *, batch_size: int = 256,
-                     progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Encode images [0, num_images) once: tokens [N, L] int64 and labels [N] int64."""
-    from rich.progress import Progress
-
-    tokens, labels = [], []
-    vae.eval()
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task(f"tokenizing {num_images} training images", total=num_images)
-        for start in range(0, num_images, batch_size):
-            n = min(batch_size, num_images - start)
-            images, lab = data.batch(start, n)
-            tokens.append(torch.cat(vae.img_to_idx(images.mul(2).sub_(1)), dim=1))
-            labels.append(lab)
-            bar.advance(task, n)
-    return torch.cat(tokens), torch.cat(labels).long()
-
-
-def load_or_make_token_cache(vae: VQVAE, data: ImageData, num_images: int, path: Path,
-                             progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tokens of the training images, cached in `path` (written atomically) so a resumed run skips the encoding."""
-    if path.is_file():
-        sd = load_state_dict_file(path)
-        if sd["tokens"].shape[0] == num_images:
-            return sd["tokens"].long(), sd["labels"].long()
-    tokens, labels = tokenize_dataset(vae, data, num_images, progress=progress)
-    atomic_save_safetensors({"tokens": tokens.to(torch.int32), "labels": labels}, path)
-    return tokens, labels
-
-
 def var_teacher_forcing_loss(model: VARTransformer, vae: VQVAE, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over all positions of teacher-forced logits (the official trainer's uniform weighting)."""
     splits = [pn * pn for pn in model.patch_nums]
@@ -151,14 +104,7 @@ def train_var_transformer(
     tokens, labels = load_or_make_token_cache(vae, data, num_images, out_dir / "tokens.safetensors", progress)
     model = VARTransformer(config)
     model.init_weights(torch.Generator().manual_seed(train.seed))
-    steps_per_epoch = max(1, num_images // batch_size)
-
-    def get_batch(step: int, micro: int):
-        k = step * train.grad_accum + micro
-        epoch, i = divmod(k, steps_per_epoch)
-        order = torch.randperm(num_images, generator=torch.Generator().manual_seed(train.seed * 7919 + epoch))
-        idx = order[i * batch_size : (i + 1) * batch_size]
-        return tokens[idx], labels[idx]
+    get_batch = EpochBatches(tokens, labels, batch_size=batch_size, grad_accum=train.grad_accum, seed=train.seed)
 
     def loss_fn(batch, step: int):
         tok, lab = batch
@@ -170,4 +116,4 @@ def train_var_transformer(
     return model.eval().requires_grad_(False), result
 
 
-__all__ = ["ImageData", "train_var_tokenizer", "train_var_transformer", "tokenize_dataset", "var_teacher_forcing_loss"]
+__all__ = ["train_var_tokenizer", "train_var_transformer", "var_teacher_forcing_loss"]

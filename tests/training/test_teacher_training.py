@@ -8,7 +8,8 @@ import torch
 
 from ardistill.models.var.config import VARConfig, VQVAEConfig
 from ardistill.training.loop import TrainConfig
-from ardistill.training.var_teacher import ImageData, train_var_tokenizer, train_var_transformer
+from ardistill.training.toy_data import ImageData
+from ardistill.training.var_teacher import train_var_tokenizer, train_var_transformer
 
 TINY_VQ = VQVAEConfig(vocab_size=64, z_channels=8, ch=32, ch_mult=(1, 1, 2, 2), num_res_blocks=1, patch_nums=(1, 2, 4),
                       using_sa=False, using_mid_sa=False)

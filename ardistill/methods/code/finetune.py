@@ -25,7 +25,7 @@ from ardistill.io import atomic_save_safetensors, atomic_write_json, load_state_
 from ardistill.models.var.transformer import VARTransformer
 from ardistill.models.var.vqvae import VQVAE
 from ardistill.training.loop import TrainConfig, TrainResult, train_loop
-from ardistill.training.var_teacher import ImageData, load_or_make_token_cache
+from ardistill.training.toy_data import ImageData, load_or_make_token_cache
 
 LAMBDA_SCHEDULES = ("linear", "cosine", "constant")
 KL_NORMALISATIONS = ("positions", "weights")
