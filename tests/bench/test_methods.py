@@ -90,3 +90,24 @@ def test_real_code_pair_runs_drafter_then_refiner(toy_pair):
     counts = measure_counts(method, torch.arange(2))
     assert counts.per_role["drafter.transformer"]["calls"] == 2
     assert counts.per_role["refiner.transformer"]["calls"] == drafter.num_scales - 2
+
+
+def test_llamagen_teacher_counts_one_forward_per_token(monkeypatch):
+    from ardistill import registry
+    from ardistill.models.llamagen.config import GPTConfig, VQConfig
+    from ardistill.registry import ModelSpec
+
+    vq = VQConfig(codebook_size=64, codebook_embed_dim=8, encoder_ch_mult=(1, 1, 2), decoder_ch_mult=(1, 1, 2), z_channels=64, ch=32,
+                  num_res_blocks=1)
+    cfg = GPTConfig(dim=64, n_layer=2, n_head=4, num_classes=10, vocab_size=64, block_size=16, vq=vq)
+    registry.list_models()
+    spec = ModelSpec(name="llamagen-bench-test", family="llamagen", config=cfg, files=(), tokens_per_image=16,
+                     image_size=cfg.image_size, sampling_defaults=dict(cfg=2.0, top_k=0, top_p=1.0, temperature=1.0))
+    monkeypatch.setitem(registry._MODELS, spec.name, spec)
+    teacher = ardistill.load_teacher(spec.name, random_init=True)
+    (guided,) = build_methods("teacher", teacher=teacher)
+    (unguided,) = build_methods("teacher", teacher=teacher, sampling={"cfg": 1.0})
+    labels = torch.tensor([0, 1, 2])
+    assert measure_counts(guided, labels).to_dict()["ar_steps"] == 16  # prefill (class token → token 0) + 15 steps
+    assert measure_counts(guided, labels).forward_passes_per_image == 32  # [cond; uncond] while cfg > 1
+    assert measure_counts(unguided, labels).forward_passes_per_image == 16  # LlamaGen drops the uncond half at cfg 1
