@@ -119,9 +119,9 @@ def run_benchmark(cfg: BenchConfig, *, progress: Progress | None = None,
     for b in cfg.speed.batch_sizes:
         if b < 1:
             raise BadArgumentError(f"batch sizes must be ≥ 1, got {b}")
-    progress.start("speed", len(cfg.speed.batch_sizes))
+    progress.start(f"speed of {len(methods)} methods (repeats × batch sizes)", len(cfg.speed.batch_sizes) * cfg.speed.repeats)
     rows = run_speed(methods, num_classes=teacher.num_classes, device=device, dtype=cfg.dtype, settings=cfg.speed,
-                     on_batch=lambda _b: progress.advance())
+                     on_repeat=progress.advance)
     progress.done()
     grids, quality = {}, {}
     if on_grid is not None:

@@ -72,7 +72,7 @@ PHASES = ("tokens", "decode", "total")
 
 
 def _time_batch(methods: Sequence[BenchMethod], batch: int, *, num_classes: int, device: torch.device,
-                settings: SpeedSettings) -> list[dict]:
+                settings: SpeedSettings, on_repeat: Callable[[], None] | None = None) -> list[dict]:
     """Rows of every method at one batch size. Repeats are interleaved (repeat r of every method before repeat
     r + 1 of any), so a slow phase of a shared machine hits all methods alike and per-repeat ratios stay honest."""
     labels = balanced_labels(batch, num_classes).to(device)
@@ -94,6 +94,8 @@ def _time_batch(methods: Sequence[BenchMethod], batch: int, *, num_classes: int,
                 samples[m.name][phase] += t.samples_ms
                 if phase == "total":
                     peaks[m.name].append((t.peak_memory_mib, t.memory_kind))
+        if on_repeat is not None:
+            on_repeat()
     rows = []
     for m in methods:
         c = counts[m.name]
@@ -126,15 +128,14 @@ def add_speedups(rows: list[dict], reference: str = "teacher") -> None:
 
 
 def run_speed(methods: Sequence[BenchMethod], *, num_classes: int, device: torch.device, dtype: torch.dtype,
-              settings: SpeedSettings, on_batch: Callable[[int], None] | None = None) -> list[dict]:
-    """Rows for every (method, batch size), each carrying the environment, with speed-ups against "teacher"."""
+              settings: SpeedSettings, on_repeat: Callable[[], None] | None = None) -> list[dict]:
+    """Rows for every (method, batch size), each carrying the environment, with speed-ups against "teacher".
+    `on_repeat()` is called after every interleaved repeat (len(batch_sizes) × repeats calls: a progress bar)."""
     env = environment(device, dtype)
     rows = []
     with torch.no_grad():
         for batch in settings.batch_sizes:
-            for row in _time_batch(methods, batch, num_classes=num_classes, device=device, settings=settings):
+            for row in _time_batch(methods, batch, num_classes=num_classes, device=device, settings=settings, on_repeat=on_repeat):
                 rows.append({**row, **env, "decoder": "timed separately (tokens_*, decode_*) and together (total_*)"})
-            if on_batch is not None:
-                on_batch(batch)
     add_speedups(rows)
     return rows
