@@ -307,5 +307,10 @@ def imagenet_quality(method: BenchMethod, num: int, *, num_classes: int, referen
     weights_path = inception_weights(weights)
     ref = load_reference(reference)
     generated = GeneratedImages(method, num, num_classes=num_classes, seed=seed, device=device, on_chunk=on_chunk)
-    metrics = fidelity_against_reference(generated, ref, extractor="inception-v3-compat", weights_path=weights_path, device=device)
+    kwargs = dict(extractor="inception-v3-compat", weights_path=weights_path, device=device)
+    if distributed.world() == 1:
+        metrics = fidelity_against_reference(generated, ref, **kwargs)
+    else:  # under torchrun: every rank makes its chunks, rank 0 computes, every rank returns its numbers
+        images = gather_generated(generated)
+        metrics = distributed.broadcast_object(fidelity_against_reference(images, ref, **kwargs) if distributed.is_main() else None)
     return {**metrics, "extractor": "inception-v3-compat (torch-fidelity)", "reference": ref.source}
