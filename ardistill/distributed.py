@@ -47,9 +47,13 @@ def init() -> None:
     dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=minutes))
 
 
-def shutdown() -> None:
-    """Leave the process group cleanly (no-op when there is none)."""
+def shutdown(*, synchronize: bool = True) -> None:
+    """Leave the process group (no-op when there is none). `synchronize`: a barrier first, so no rank tears down its
+    connections while another still uses them (gloo can abort then); pass False after an error, when the other
+    ranks may never reach it."""
     if is_initialized():
+        if synchronize and world() > 1:
+            dist.barrier()
         dist.destroy_process_group()
 
 

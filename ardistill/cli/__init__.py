@@ -64,9 +64,15 @@ def main(argv: list[str] | None = None) -> None:
     """
     from ardistill import distributed
 
+    clean = False
     try:
         distributed.init()  # under torchrun: one process group for the whole command; else nothing
-        app(args=argv)
+        try:
+            app(args=argv)
+        except SystemExit as e:
+            clean = e.code in (0, None)
+            raise
+        clean = True
     except ArdistillError as e:
         err_console.print(f"[bold red]error:[/] {escape(str(e))}", markup=True)
         sys.exit(2)
@@ -74,4 +80,4 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print("interrupted")
         sys.exit(130)
     finally:
-        distributed.shutdown()
+        distributed.shutdown(synchronize=clean)
