@@ -46,6 +46,37 @@ def test_two_ranks_make_the_single_process_dataset(tiny_registered, tmp_path):
     assert open_trajectories(tmp_path / "w2").verify() == []
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of `pid` (from /proc). torchrun starts each worker in a session of its own, so killing
+    the launcher's process group leaves the workers running as orphans that keep writing shards."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def kill_job(proc: subprocess.Popen) -> None:
+    """SIGKILL the launcher and every worker at once (a lost node), then reap them."""
+    for pid in [proc.pid, *descendants(proc.pid)]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while descendants(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def test_killed_two_rank_job_resumed_by_one_process_then_two(tiny_registered, tmp_path):
     root = tmp_path / "killed"
     proc = subprocess.Popen(torchrun_command(2, [*ARGS, "--out", str(root)]), env=torchrun_env(), start_new_session=True,
@@ -53,8 +84,7 @@ def test_killed_two_rank_job_resumed_by_one_process_then_two(tiny_registered, tm
     deadline = time.monotonic() + 90
     while len(list(root.glob("shard-*.json"))) < 3 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both workers: a lost node
-    proc.wait()
+    kill_job(proc)  # the launcher and both workers: a lost node
     done = len(list(root.glob("shard-*.json")))
     assert 3 <= done < 12 and not (root / "manifest.json").exists(), done
     # Resume part of it with one process (rank 0 of 2 by hand: its round-robin share), then finish with torchrun 2.
