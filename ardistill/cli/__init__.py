@@ -40,17 +40,13 @@ def _root(
 
 
 def _register_commands() -> None:
-    from ardistill.cli import convert, data, evaluator, inspect, models, sample, teacher, train, trajectories
+    from ardistill.cli import (bench, code, convert, data, distill, evaluator, inspect, models, report, sample, teacher,
+                               train, trajectories)
 
-    for module in (models, inspect, convert, sample, teacher, data, evaluator, trajectories, train):
+    # `--help` lists them in this order: the pipeline first, then the tools.
+    for module in (distill, sample, trajectories, train, code, bench, report, teacher, data, evaluator, models, inspect,
+                   convert):
         module.register(app)
-    from ardistill.cli import bench, report
-
-    for module in (bench, report):
-        module.register(app)
-    from ardistill.cli import code
-
-    code.register(app)
 
 
 _register_commands()

@@ -3,7 +3,8 @@
 Fields: name, teacher (registered name), trajectories (folder of a trajectory dataset, relative to the working
 directory), t_list, split, batch_size, mse_weight, eval {every, num, seed}, train (TrainConfig fields), and
 `trajectory_sampling` (the teacher settings to make the trajectories with; informational here, used by the
-trajectory command). Output: <out> (default runs/<name>/): checkpoint.pt while training, then student.safetensors +
+trajectory command), and for `ardistill distill`: num_trajectories, flow (FlowMapConfig fields), shard_size,
+trajectory_seed, trajectory_batch_size. Output: <out> (default runs/<name>/): checkpoint.pt while training, then student.safetensors +
 student.json.
 """
 
@@ -16,7 +17,9 @@ from ardistill.recipes import load_recipe
 from ardistill.training.loop import TrainConfig
 
 KNOWN_FIELDS = {"kind", "name", "teacher", "trajectories", "t_list", "split", "batch_size", "mse_weight", "eval", "train",
-                "trajectory_sampling", "num_trajectories", "_path"}
+                "trajectory_sampling", "num_trajectories", "_path",
+                # used by `ardistill distill` to make the trajectories (ardistill/methods/dd/distill.py)
+                "flow", "shard_size", "trajectory_seed", "trajectory_batch_size"}
 
 
 def train_from_dd_recipe(recipe_ref: str, *, out: Path | None = None, resume: bool = False, steps: int | None = None,

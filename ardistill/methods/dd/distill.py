@@ -1,0 +1,126 @@
+"""`ardistill distill`: trajectories → student training → benchmark → report, in one output folder, driven by the
+DD recipe registered for the teacher (`recipes/dd/<teacher>.yaml`). Every stage resumes where it stopped, so an
+interrupted run is simply started again.
+
+Layout of OUT: `trajectories/` (sharded dataset), `student/` (checkpoint.pt while training, then
+student.safetensors + student.json), `bench/` (bench.json, bench.md, plots, sample grids), `report.md`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ardistill.errors import ArdistillError
+from ardistill.recipes import load_recipe, resolve_recipe
+
+
+@dataclass(frozen=True)
+class DistillPlan:
+    """What one `distill` run does; the defaults come from the recipe."""
+
+    teacher: str
+    recipe: str
+    out: Path
+    steps: tuple[int, ...] = (1,)  # student step counts to benchmark (1 and/or 2)
+    num_trajectories: int | None = None  # default: the recipe's num_trajectories
+    train_steps: int | None = None  # default: the recipe's train.steps
+    fid_samples: int = 1000
+    batch_sizes: tuple[int, ...] = (1, 16)
+    repeats: int = 5
+    device: str = "cpu"
+
+
+def recipe_for_teacher(teacher: str, recipe: str | None = None) -> str:
+    """The DD recipe of `teacher`: the given one, else `recipes/dd/<teacher>.yaml`."""
+    ref = recipe or f"dd/{teacher}"
+    try:
+        return str(resolve_recipe(ref))
+    except ArdistillError:
+        raise ArdistillError(f"no DD recipe for teacher {teacher!r} (looked for recipes/dd/{teacher}.yaml); pass --recipe") from None
+
+
+def run_distill(plan: DistillPlan, *, log: Callable[[str], None] = print, progress: bool = True) -> Path:
+    """Run (or resume) every stage of `plan`; returns the report's path."""
+    from ardistill.api import load_teacher
+    from ardistill.methods.dd.flow import FlowMapConfig
+    from ardistill.methods.dd.recipe import train_from_dd_recipe
+    from ardistill.methods.dd.trajectories import generate_trajectories
+
+    recipe = load_recipe(plan.recipe)
+    if recipe.get("kind") != "dd-student":
+        raise ArdistillError(f"{plan.recipe}: not a DD student recipe (kind {recipe.get('kind')!r})")
+    if recipe.get("teacher") != plan.teacher:
+        raise ArdistillError(f"{plan.recipe} distils {recipe.get('teacher')!r}, not {plan.teacher!r}")
+    bad = [s for s in plan.steps if s not in (1, 2)]
+    if bad:
+        raise ArdistillError(f"--steps must be 1 or 2 (teacher-involved schedules: `ardistill sample --student`), got {bad[0]}")
+    out = plan.out
+    out.mkdir(parents=True, exist_ok=True)
+
+    # 1. Trajectories (resumable shard by shard).
+    num = plan.num_trajectories or int(recipe.get("num_trajectories", 0))
+    if num <= 0:
+        raise ArdistillError(f"{plan.recipe}: set num_trajectories (or pass --num-trajectories)")
+    teacher = load_teacher(plan.teacher, device=plan.device)
+    sampling = dict(recipe.get("trajectory_sampling", {}))
+    flow = FlowMapConfig(**recipe.get("flow", {})) if recipe.get("flow") else FlowMapConfig()
+    log(f"[1/3] trajectories: {num} samples of {plan.teacher} → {out / 'trajectories'}")
+    generate_trajectories(teacher, out / "trajectories", num=num, seed=int(recipe.get("trajectory_seed", 0)),
+                          shard_size=int(recipe.get("shard_size", 1024)), batch_size=int(recipe.get("trajectory_batch_size", 32)),
+                          flow=flow, progress=progress, **sampling)
+
+    # 2. Student training (resumes from its checkpoint; a finished student is kept).
+    student_dir = out / "student"
+    if (student_dir / "student.safetensors").is_file():
+        log(f"[2/3] student: already trained ({student_dir})")
+    else:
+        log(f"[2/3] student: training from {plan.recipe} → {student_dir}")
+        train_from_dd_recipe(plan.recipe, out=student_dir, resume=(student_dir / "checkpoint.pt").is_file(),
+                             steps=plan.train_steps, trajectories=out / "trajectories", device=plan.device, progress=progress)
+
+    # 3. Benchmark: speed side by side with the teacher, toy-FID / class accuracy (or FID) of every method.
+    log(f"[3/3] benchmark: teacher vs {', '.join(f'{s}-step student' for s in plan.steps)} → {out / 'bench'}")
+    doc = _bench(plan, student_dir, out / "bench")
+    report = out / "report.md"
+    from ardistill.io import atomic_write_text
+
+    atomic_write_text(report, report_markdown(plan, doc))
+    return report
+
+
+def _bench(plan: DistillPlan, student_dir: Path, bench_dir: Path) -> dict:
+    from ardistill.bench.report import write_run
+    from ardistill.bench.run import BenchConfig, run_benchmark
+    from ardistill.bench.speed import SpeedSettings
+    from ardistill.images import save_grid
+
+    cfg = BenchConfig(teacher=plan.teacher, student=str(student_dir), dd_steps=plan.steps,
+                      speed=SpeedSettings(batch_sizes=plan.batch_sizes, repeats=plan.repeats),
+                      fid=plan.fid_samples > 0, num_samples=max(plan.fid_samples, 2), device=plan.device)
+    bench_dir.mkdir(parents=True, exist_ok=True)
+
+    def grid(name: str, images) -> str:
+        save_grid(images, bench_dir / f"grid-{name}.png")
+        return f"grid-{name}.png"
+
+    doc = run_benchmark(cfg, on_grid=grid)
+    write_run(bench_dir, doc)
+    return doc
+
+
+def report_markdown(plan: DistillPlan, doc: dict) -> str:
+    """The one-page report: what was run, the teacher's and the students' images, quality and speed-up."""
+    from ardistill.bench.report import run_markdown
+
+    lines = [f"# Distilled Decoding of {plan.teacher}", "",
+             f"Recipe `{plan.recipe}`; output `{plan.out}`: `trajectories/`, `student/`, `bench/`.", "",
+             "| teacher | " + " | ".join(f"{s}-step student" for s in plan.steps) + " |",
+             "|---|" + "---|" * len(plan.steps),
+             "| ![teacher](bench/grid-teacher.png) | " + " | ".join(f"![dd-{s}step](bench/grid-dd-{s}step.png)" for s in plan.steps) + " |",
+             ""]
+    return "\n".join(lines) + run_markdown(doc, plots=[], heading="##", plot_prefix="bench/")
+
+
+__all__ = ["DistillPlan", "run_distill", "recipe_for_teacher", "report_markdown"]

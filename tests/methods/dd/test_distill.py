@@ -1,0 +1,70 @@
+"""`ardistill distill`: trajectories → training → benchmark → report in one folder, resumable, one-line errors."""
+
+import json
+
+import pytest
+import torch
+from dd_student_fixtures import var_teacher
+
+from ardistill import registry
+from ardistill.cli import main
+from ardistill.io import atomic_save_safetensors
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
+
+
+@pytest.fixture
+def tiny_teacher_registered(monkeypatch, _isolated_home):
+    teacher = var_teacher()
+    files = (registry.WeightFile("transformer", "var-dd-tiny.safetensors"), registry.WeightFile("tokenizer", "var-dd-tiny-vae.safetensors"))
+    spec = registry.ModelSpec(name=teacher.name, family="var", config=teacher.transformer.config, files=files,
+                              tokens_per_image=teacher.tokens_per_image, image_size=teacher.image_size,
+                              sampling_defaults=dict(cfg=1.5, top_k=0, top_p=0.0, temperature=1.0))
+    registry.list_models()
+    monkeypatch.setitem(registry._MODELS, teacher.name, spec)
+    atomic_save_safetensors(teacher.transformer.state_dict(), _isolated_home / "var-dd-tiny.safetensors")
+    atomic_save_safetensors(teacher.vae.state_dict(), _isolated_home / "var-dd-tiny-vae.safetensors")
+    return teacher
+
+
+def test_distill_runs_every_stage_and_resumes(tmp_path, capsys, tiny_teacher_registered):
+    teacher = tiny_teacher_registered
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(f"kind: dd-student\nname: tiny\nteacher: {teacher.name}\nnum_trajectories: 32\nshard_size: 16\n"
+                      "trajectory_sampling: {cfg: 1.5, top_k: 0, top_p: 0.0, temperature: 1.0}\nflow: {steps: 8}\n"
+                      "t_list: [0, 1]\nsplit: 1\nbatch_size: 8\ntrain: {steps: 3, lr: 1.0e-3, ckpt_every: 1, log_every: 1}\n")
+    out = tmp_path / "run"
+    argv = ["distill", "--teacher", teacher.name, "--recipe", recipe, "--out", out, "--steps", "1,2", "--fid-samples", "0",
+            "--batch-sizes", "2", "--repeats", "1"]
+    code, text, err = run(argv, capsys)
+    assert code == 0, err
+    assert (out / "trajectories" / "manifest.json").is_file()
+    assert (out / "student" / "student.safetensors").is_file()
+    doc = json.loads((out / "bench" / "bench.json").read_text())
+    methods = {r["method"] for r in doc["speed"]}
+    assert methods == {"teacher", "dd-1step", "dd-2step"}
+    steps = {r["method"]: r["forward_passes_per_image"] for r in doc["speed"]}
+    assert steps["dd-1step"] == 1 and steps["dd-2step"] == 2 and steps["teacher"] == 6  # 3 scales × CFG
+    report = (out / "report.md").read_text()
+    assert "grid-dd-1step.png" in report and "grid-teacher.png" in report and (out / "bench" / "grid-dd-1step.png").is_file()
+    # Run again: every stage is found done (the student is not retrained, the dataset not remade).
+    before = (out / "student" / "student.safetensors").read_bytes()
+    code, text, err = run(argv, capsys)
+    assert code == 0, err
+    assert "already trained" in text and (out / "student" / "student.safetensors").read_bytes() == before
+
+
+def test_distill_user_errors_are_one_line(tmp_path, capsys, tiny_teacher_registered):
+    code, _, err = run(["distill", "--teacher", "var-d16", "--out", tmp_path / "x"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1  # var-d16's recipe exists, its weights do not
+    code, _, err = run(["distill", "--teacher", tiny_teacher_registered.name, "--out", tmp_path / "y"], capsys)
+    assert code == 2 and "no DD recipe" in err
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("kind: dd-student\nteacher: var-d16\nt_list: [0]\nsplit: 1\n")
+    code, _, err = run(["distill", "--teacher", tiny_teacher_registered.name, "--recipe", recipe, "--out", tmp_path / "z"], capsys)
+    assert code == 2 and "distils 'var-d16'" in err
