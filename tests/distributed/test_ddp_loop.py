@@ -1,14 +1,14 @@
 """The shared loop under torchrun (2 gloo ranks): the same losses and final (EMA) weights as one process at the same
 global batch, with grad accumulation, clipping, warm-up, a weighted-mean loss; a 2-rank checkpoint resumes on 1 rank."""
 
-import subprocess
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 from ddp_worker import train
-from launch import torchrun_env
+from launch import launch
 
 from ardistill.training.loop import rank_slice
 
@@ -17,8 +17,7 @@ WORKER = Path(__file__).resolve().parent / "ddp_worker.py"
 
 def torchrun_worker(out: Path, steps: int, *extra: str) -> dict:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(WORKER), str(out), str(steps), *extra]
-    proc = subprocess.run(cmd, env=torchrun_env(), capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    launch(cmd, before_retry=lambda: shutil.rmtree(out, ignore_errors=True))  # a retry starts this run afresh
     return torch.load(out / "result.pt", weights_only=True)
 
 
