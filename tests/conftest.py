@@ -1,9 +1,14 @@
 """Shared test settings: fp32 exactness (no TF32), few threads, deterministic algorithms where possible."""
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+
+# Test helpers shared across folders (tests/official_layout.py) import by module name.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False

@@ -11,6 +11,7 @@ from ardistill.models.var.transformer import VARTransformer
 from ardistill.models.var.vqvae import VQVAE
 from ardistill.teachers.base import SamplingSettings
 from ardistill.teachers.var import VARTeacher
+from official_layout import fill_official_layout_  # noqa: E402  (tests/ is on sys.path)
 
 TINY_PATCH_NUMS = (1, 2, 3, 4, 5)
 
@@ -58,33 +59,6 @@ def tiny_pair():
 
 
 # ---------------------------------------------------------------------------- official-layout pair (pinned tokens)
-STRUCTURAL_BUFFERS = ("lvl_1L", "attn_bias_for_masking", "zero_k_bias", "ema_vocab_hit_SV")
-
-
-@torch.no_grad()
-def fill_official_layout_(state_dict: dict, seed: int) -> None:
-    """Fill every learnt tensor of an official-layout VAR or VQVAE state dict in place, walking the keys in sorted
-    order with one randn per tensor from a CPU generator seeded with `seed`. The official side-by-side script
-    applied this very function to the official modules' state dicts (docs/code.md)."""
-    g = torch.Generator().manual_seed(seed)
-    for name in sorted(state_dict):
-        t = state_dict[name]
-        if not t.is_floating_point() or name.endswith(STRUCTURAL_BUFFERS):
-            continue
-        r = torch.randn(t.shape, generator=g, dtype=torch.float32)
-        if name.endswith("scale_mul_1H11"):
-            v = math.log(4.0) + 0.5 * r
-        elif name.endswith(("pos_1LC", "pos_start", "class_emb.weight", "lvl_embed.weight")):
-            v = 0.5 * r
-        elif name.endswith("quantize.embedding.weight"):
-            v = r
-        elif t.dim() >= 2:
-            v = r / math.sqrt(t[0].numel())
-        elif "norm" in name and name.endswith("weight"):
-            v = 1 + 0.1 * r
-        else:
-            v = 0.05 * r
-        t.copy_(v)
 
 
 # The official CoDe code hard-codes the 10-scale exit points, so the pinned pair has the 256-px scales at toy width:

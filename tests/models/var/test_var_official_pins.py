@@ -11,7 +11,6 @@ constructed values. The official script applied this very function to the offici
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
@@ -21,8 +20,8 @@ from ardistill.models.var.transformer import VARTransformer
 from ardistill.models.var.vqvae import VQVAE
 from ardistill.sampling.var import sample_var
 from ardistill.teachers.var import VARTeacher
+from official_layout import fill_official_layout_  # noqa: E402  (tests/ is on sys.path)
 
-STRUCTURAL_BUFFERS = ("lvl_1L", "attn_bias_for_masking", "zero_k_bias", "ema_vocab_hit_SV")
 PIN_PATCH_NUMS = (1, 2, 3, 4)
 PIN_VAR_SEED, PIN_VAE_SEED = 1234, 2234  # transformer, tokenizer
 # name → (labels, official autoregressive_infer_cfg settings; more_smooth=False)
@@ -36,31 +35,6 @@ def pin_config() -> VARConfig:
     """The tiny official-layout config (build_vae_var(..., V=64, Cvae=8, ch=32, num_classes=10, depth=2))."""
     vae = VQVAEConfig(vocab_size=64, z_channels=8, ch=32, patch_nums=PIN_PATCH_NUMS)
     return VARConfig(depth=2, num_classes=10, patch_nums=PIN_PATCH_NUMS, vocab_size=64, z_channels=8, vae=vae)
-
-
-@torch.no_grad()
-def fill_official_layout_(state_dict: dict[str, torch.Tensor], seed: int) -> None:
-    """Fill every learnt tensor of an official-layout VAR or VQVAE state dict in place (tensors share storage
-    with the module's). Scales keep every layer non-trivial (the official init makes blocks near-identities)."""
-    g = torch.Generator().manual_seed(seed)
-    for name in sorted(state_dict):
-        t = state_dict[name]
-        if not t.is_floating_point() or name.endswith(STRUCTURAL_BUFFERS):
-            continue
-        r = torch.randn(t.shape, generator=g, dtype=torch.float32)
-        if name.endswith("scale_mul_1H11"):
-            v = math.log(4.0) + 0.5 * r
-        elif name.endswith(("pos_1LC", "pos_start", "class_emb.weight", "lvl_embed.weight")):
-            v = 0.5 * r
-        elif name.endswith("quantize.embedding.weight"):
-            v = r
-        elif t.dim() >= 2:
-            v = r / math.sqrt(t[0].numel())  # fan-in scaling
-        elif "norm" in name and name.endswith("weight"):
-            v = 1 + 0.1 * r
-        else:
-            v = 0.05 * r
-        t.copy_(v)
 
 
 def teacher_forcing_inputs() -> tuple[torch.Tensor, torch.Tensor]:
