@@ -7,7 +7,6 @@ Batches are a pure function of the step (see `ImageData`), so an interrupted run
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
@@ -18,7 +17,7 @@ from ardistill.models.llamagen.gpt import LlamaGenGPT
 from ardistill.models.llamagen.vq import VQModel
 from ardistill.models.var.vqvae_train import restart_dead_codes
 from ardistill.training.loop import TrainConfig, TrainResult, train_loop
-from ardistill.training.toy_data import EpochBatches, ImageData, load_or_make_token_cache
+from ardistill.training.toy_data import ImageData, train_on_tokens
 
 
 def vq_train_forward(vq: VQModel, images: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -121,19 +120,11 @@ def train_llamagen_gpt(
     progress: bool = True,
 ) -> tuple[LlamaGenGPT, TrainResult]:
     """Train the class-conditional GPT with the official initialisation on the frozen tokenizer's codes."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tokens, labels = load_or_make_token_cache(_VQEncoder(vq), data, num_images, out_dir / "tokens.safetensors", progress)
     gpt = LlamaGenGPT(config)
     gpt.init_weights(torch.Generator().manual_seed(train.seed))
-    get_batch = EpochBatches(tokens, labels, batch_size=batch_size, grad_accum=train.grad_accum, seed=train.seed)
-
-    def loss_fn(batch, step: int):
-        loss = gpt_teacher_forcing_loss(gpt, *batch)
-        return loss, {"ppl": math.exp(min(20.0, loss.item()))}
-
-    result = train_loop(model=gpt, loss_fn=loss_fn, get_batch=get_batch, cfg=train, out_dir=out_dir, resume=resume,
-                        progress=progress, description="gpt")
+    result = train_on_tokens(gpt, lambda tok, lab: gpt_teacher_forcing_loss(gpt, tok, lab), _VQEncoder(vq), train, data,
+                             out_dir, num_images=num_images, batch_size=batch_size, resume=resume, progress=progress,
+                             description="gpt")
     return gpt.eval().requires_grad_(False), result
 
 

@@ -76,4 +76,26 @@ class EpochBatches:
         return self.tokens[idx], self.labels[idx]
 
 
-__all__ = ["ImageData", "tokenize_dataset", "load_or_make_token_cache", "EpochBatches"]
+def train_on_tokens(model: torch.nn.Module, batch_loss, encoder, train, data: ImageData, out_dir: str | Path, *,
+                    num_images: int, batch_size: int, resume: bool, progress: bool, description: str):
+    """Train `model` (already initialised) through the shared loop on the cached tokens of `num_images` training
+    images: `batch_loss(tokens [B, L], labels [B]) -> scalar`; `encoder.img_to_idx` tokenizes (see
+    `load_or_make_token_cache`). Returns the loop's TrainResult."""
+    import math
+
+    from ardistill.training.loop import train_loop
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokens, labels = load_or_make_token_cache(encoder, data, num_images, out_dir / "tokens.safetensors", progress)
+    get_batch = EpochBatches(tokens, labels, batch_size=batch_size, grad_accum=train.grad_accum, seed=train.seed)
+
+    def loss_fn(batch, step: int):
+        loss = batch_loss(*batch)
+        return loss, {"ppl": math.exp(min(20.0, loss.item()))}
+
+    return train_loop(model=model, loss_fn=loss_fn, get_batch=get_batch, cfg=train, out_dir=out_dir, resume=resume,
+                      progress=progress, description=description)
+
+
+__all__ = ["ImageData", "tokenize_dataset", "load_or_make_token_cache", "EpochBatches", "train_on_tokens"]

@@ -10,7 +10,6 @@ function of the step), so a resumed run sees exactly the batches an uninterrupte
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
@@ -21,7 +20,7 @@ from ardistill.models.var.transformer import VARTransformer
 from ardistill.models.var.vqvae import VQVAE
 from ardistill.models.var.vqvae_train import restart_dead_codes, vqvae_train_forward
 from ardistill.training.loop import TrainConfig, TrainResult, train_loop
-from ardistill.training.toy_data import EpochBatches, ImageData, load_or_make_token_cache, tokenize_dataset
+from ardistill.training.toy_data import ImageData, load_or_make_token_cache, tokenize_dataset, train_on_tokens  # noqa: F401
 
 
 # ------------------------------------------------------------------------------------------------- tokenizer
@@ -99,20 +98,11 @@ def train_var_transformer(
     progress: bool = True,
 ) -> tuple[VARTransformer, TrainResult]:
     """Train a VAR transformer with the official initialisation and loss on the frozen tokenizer's codes."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tokens, labels = load_or_make_token_cache(vae, data, num_images, out_dir / "tokens.safetensors", progress)
     model = VARTransformer(config)
     model.init_weights(torch.Generator().manual_seed(train.seed))
-    get_batch = EpochBatches(tokens, labels, batch_size=batch_size, grad_accum=train.grad_accum, seed=train.seed)
-
-    def loss_fn(batch, step: int):
-        tok, lab = batch
-        loss = var_teacher_forcing_loss(model, vae, tok, lab)
-        return loss, {"ppl": math.exp(min(20.0, loss.item()))}
-
-    result = train_loop(model=model, loss_fn=loss_fn, get_batch=get_batch, cfg=train, out_dir=out_dir, resume=resume,
-                        progress=progress, description="transformer")
+    result = train_on_tokens(model, lambda tok, lab: var_teacher_forcing_loss(model, vae, tok, lab), vae, train, data,
+                             out_dir, num_images=num_images, batch_size=batch_size, resume=resume, progress=progress,
+                             description="transformer")
     return model.eval().requires_grad_(False), result
 
 
