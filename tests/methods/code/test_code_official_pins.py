@@ -41,4 +41,4 @@ def test_official_code_tokens(code, name):
     assert tokens.sum(1).tolist() == total
     assert (tokens * torch.arange(tokens.shape[1])).sum(1).tolist() == weighted
     pixels = float(code.decode(tokens).double().sum())
-    assert pixels == pytest.approx(OFFICIAL_PIXEL_SUM[name], rel=1e-9)
+    assert pixels == pytest.approx(OFFICIAL_PIXEL_SUM[name], rel=1e-6)  # float sums differ in the last bits with the thread count
