@@ -5,7 +5,8 @@ callable, and the network modules whose calls are *counted* (forward hooks) to m
 counts are never declared by a method, so a student that silently runs twice its forward passes is caught.
 
 Method families register a builder with `register_method_family(kind, builder)`; the built-in ones are
-"teacher", "dd" (`dd-1step`, `dd-2step`, ...) and "code" (`code-N`). DD and CoDe builders import their packages
+"teacher", "dd" (`dd-1step`, `dd-2step`, ...), "code" (`code-N`) and "baseline" (`skip-K`, `onestep`: the naive
+few-step baselines DD is compared with). DD and CoDe builders import their packages
 only when called, so the bench works before those packages exist.
 """
 
@@ -196,6 +197,44 @@ def code_methods(drafter, refiner, *, draft_steps: Sequence[int], sampling: dict
     return methods
 
 
+def baseline_methods(teacher, *, names: Sequence[str], marginals=None, marginal_samples_per_class: int = 100,
+                     seed: int = 0) -> list[BenchMethod]:
+    """The naive few-step baselines of `ardistill.methods.dd.baselines`: `skip-K` (K AR steps cut) and `onestep`
+    (every token independent from the class-conditional marginals of the teacher's samples, no network pass).
+
+    marginals: a `TokenMarginals`; default: estimated from `marginal_samples_per_class` teacher samples per class."""
+    from ardistill.methods.dd.baselines import TokenMarginals, llamagen_skip_sample, var_skip_sample
+
+    family = "var" if hasattr(teacher, "transformer") else "llamagen"
+    parsed = []
+    for name in names:
+        if name == "onestep":
+            parsed.append((name, None))
+        elif name.startswith("skip-") and name[5:].isdigit() and int(name[5:]) >= 1:
+            parsed.append((name, int(name[5:])))
+        else:
+            raise BadArgumentError(f"unknown baseline {name!r}: use skip-K (K ≥ 1 AR steps replaced by one parallel step) or onestep")
+    needs_marginals = any(k is None for _, k in parsed) or (family == "llamagen" and parsed)
+    if needs_marginals and marginals is None:
+        marginals = TokenMarginals.from_teacher(teacher, per_class=marginal_samples_per_class, seed=seed + 7919)
+    counted = networks_of(teacher)
+    methods = []
+    for name, k in parsed:
+        if k is None:
+            def generate(labels: torch.Tensor, seed: int) -> torch.Tensor:
+                return marginals.sample(labels, generator=torch.Generator().manual_seed(int(seed)))
+        elif family == "var":
+            def generate(labels: torch.Tensor, seed: int, _k=k) -> torch.Tensor:
+                return var_skip_sample(teacher, labels, skip=_k, seed=seed)
+        else:
+            def generate(labels: torch.Tensor, seed: int, _k=k) -> torch.Tensor:
+                return llamagen_skip_sample(teacher, labels, marginals, skip=_k, seed=seed)
+        methods.append(BenchMethod(name, "baseline", generate, teacher.decode, counted,
+                                   {"teacher": teacher.name, "baseline": name, "skipped_steps": k}))
+    return methods
+
+
 register_method_family("teacher", teacher_methods)
+register_method_family("baseline", baseline_methods)
 register_method_family("dd", dd_methods)
 register_method_family("code", code_methods)

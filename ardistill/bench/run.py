@@ -29,6 +29,7 @@ class BenchConfig:
     drafter: str | None = None
     refiner: str | None = None
     draft_steps: tuple[int, ...] = ()
+    baselines: tuple[str, ...] = ()  # naive few-step baselines of the teacher: "skip-K", "onestep"
     speed: SpeedSettings = field(default_factory=SpeedSettings)
     fid: bool = False
     num_samples: int = 1000
@@ -44,7 +45,7 @@ class BenchConfig:
 def config_summary(cfg: BenchConfig) -> dict:
     """The JSON-able fields of `cfg` that reproduce its speed part (stored in baselines)."""
     return {"teacher": cfg.teacher, "student": cfg.student, "dd_steps": list(cfg.dd_steps), "drafter": cfg.drafter,
-            "refiner": cfg.refiner, "draft_steps": list(cfg.draft_steps), "batch_sizes": list(cfg.speed.batch_sizes),
+            "refiner": cfg.refiner, "draft_steps": list(cfg.draft_steps), "baselines": list(cfg.baselines), "batch_sizes": list(cfg.speed.batch_sizes),
             "repeats": cfg.speed.repeats, "warmup": cfg.speed.warmup, "seed": cfg.seed, "random_init": cfg.random_init,
             "device": cfg.device, "dtype": str(cfg.dtype).removeprefix("torch.")}
 
@@ -55,7 +56,7 @@ def config_from_summary(d: dict) -> BenchConfig:
     speed = SpeedSettings(batch_sizes=tuple(d["batch_sizes"]), warmup=int(d["warmup"]), repeats=int(d["repeats"]), seed=int(d["seed"]))
     return BenchConfig(teacher=d["teacher"], student=d.get("student"), dd_steps=tuple(d.get("dd_steps", (1, 2))),
                        drafter=d.get("drafter"), refiner=d.get("refiner"), draft_steps=tuple(d.get("draft_steps", ())),
-                       speed=speed, random_init=bool(d.get("random_init")), device=d.get("device", "cpu"),
+                       baselines=tuple(d.get("baselines", ())), speed=speed, random_init=bool(d.get("random_init")), device=d.get("device", "cpu"),
                        dtype=dtypes[d.get("dtype", "float32")], seed=int(d["seed"]))
 
 
@@ -84,7 +85,7 @@ def load_models(cfg: BenchConfig):
 
 
 def build_all_methods(cfg: BenchConfig, teacher, models: dict) -> list[BenchMethod]:
-    """The teacher first (every speed-up is against it), then DD students, then CoDe pairs."""
+    """The teacher first (every speed-up is against it), then DD students, then CoDe pairs, then naive baselines."""
     if (cfg.drafter is None) != (cfg.refiner is None):
         raise BadArgumentError("CoDe needs both --drafter and --refiner")
     if cfg.drafter and not cfg.draft_steps:
@@ -101,6 +102,8 @@ def build_all_methods(cfg: BenchConfig, teacher, models: dict) -> list[BenchMeth
         methods += build_methods("dd", teacher=teacher, student_dir=cfg.student, steps=cfg.dd_steps)
     if cfg.drafter:
         methods += build_methods("code", drafter=models[cfg.drafter], refiner=models[cfg.refiner], draft_steps=cfg.draft_steps)
+    if cfg.baselines:
+        methods += build_methods("baseline", teacher=teacher, names=cfg.baselines, seed=cfg.seed)
     return methods
 
 

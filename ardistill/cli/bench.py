@@ -26,6 +26,7 @@ def bench_command(
     drafter: Optional[str] = typer.Option(None, "--drafter", help="CoDe drafter (large model)."),
     refiner: Optional[str] = typer.Option(None, "--refiner", help="CoDe refiner (small model sharing the tokenizer)."),
     draft_steps: Optional[str] = typer.Option(None, "--draft-steps", help="CoDe drafter scales N, e.g. 2,4 (one method code-N each)."),
+    baselines: Optional[str] = typer.Option(None, "--baselines", help="Naive few-step baselines of the teacher: skip-K (K AR steps replaced by one parallel step), onestep (independent tokens); e.g. skip-2,onestep."),
     batch_sizes: str = typer.Option("1,16,64", "--batch-sizes", help="Batch sizes of the speed part."),
     repeats: int = typer.Option(5, "--repeats", min=1, help="Timed repeats per method and batch size (interleaved across methods)."),
     warmup: int = typer.Option(1, "--warmup", min=0, help="Unmeasured runs before timing."),
@@ -66,6 +67,7 @@ def bench_command(
     cfg = BenchConfig(
         teacher=teacher, student=str(student) if student else None, dd_steps=_positive_ints(dd_steps, "--dd-steps"),
         drafter=drafter, refiner=refiner, draft_steps=_positive_ints(draft_steps, "--draft-steps") if draft_steps else (),
+        baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()) if baselines else (),
         speed=SpeedSettings(batch_sizes=_positive_ints(batch_sizes, "--batch-sizes"), warmup=warmup, repeats=repeats, seed=seed),
         fid=fid, num_samples=num_samples, reference=reference, inception_weights=inception_weights, random_init=random_init,
         weights_dir=weights_dir, device=str(resolve_device(device)), dtype=parse_dtype(dtype), seed=seed,

@@ -1,0 +1,138 @@
+"""The naive few-step baselines DD is compared with: what you get by cutting AR steps without learning a map.
+
+Both make some tokens *independently* from per-token distributions, which cannot represent the joint distribution
+of the tokens (the paper's argument for a deterministic noise → data map). [inferred] The DD paper names
+"skip-k" and "onestep*" without code; the definitions here are ours (docs/dd.md):
+
+- `skip-k` (VAR): the teacher runs its first K − k scales as usual; the last k scales come from **one** extra
+  forward pass whose inputs are built from the tokens known so far (the next-scale inputs are the area-downsampled
+  partial f_hat, as if the missing scales' residuals were zero), each token drawn independently from its own
+  distribution with the teacher's CFG ramp / top-k / top-p / temperature. Steps: K − k + 1.
+- `skip-k` (LlamaGen): the teacher decodes its first L − k tokens; the last k are drawn independently from the
+  class-conditional per-position marginals (below). A next-token model has no distribution for a token two steps
+  ahead, so the marginal is the best a parallel step can use. Steps: L − k.
+- `onestep*` (both): every token drawn independently from the class-conditional per-position marginal
+  p(q_i | y) of the teacher's own samples (estimated from `TokenMarginals`): the best any one-step model that
+  samples tokens independently can do, with zero network passes (the star: no network is run).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ardistill.errors import BadArgumentError
+
+
+@dataclass
+class TokenMarginals:
+    """Class-conditional per-position token frequencies of a teacher: probs [num_classes, L, V] (rows sum to 1)."""
+
+    probs: torch.Tensor
+
+    @classmethod
+    def from_tokens(cls, tokens: torch.Tensor, labels: torch.Tensor, num_classes: int, vocab_size: int,
+                    smoothing: float = 0.0) -> "TokenMarginals":
+        """Empirical frequencies from token sequences [N, L] int64 with labels [N] (every class must appear)."""
+        N, L = tokens.shape
+        counts = torch.zeros(num_classes, L, vocab_size, dtype=torch.float64)
+        index = (labels.long().view(N, 1) * L + torch.arange(L).view(1, L)) * vocab_size + tokens.long()
+        counts.view(-1).index_add_(0, index.reshape(-1), torch.ones(N * L, dtype=torch.float64))
+        missing = (counts.sum((1, 2)) == 0).nonzero().flatten().tolist()
+        if missing:
+            raise BadArgumentError(f"no samples of class(es) {missing[:5]} to estimate token marginals from")
+        counts += smoothing
+        return cls((counts / counts.sum(-1, keepdim=True)).float())
+
+    @classmethod
+    def from_teacher(cls, teacher, *, per_class: int = 100, seed: int = 0, batch_size: int = 120) -> "TokenMarginals":
+        """Sample `per_class` sequences of every class with the teacher's default settings, then count."""
+        C = teacher.num_classes
+        labels = torch.arange(C).repeat(per_class)
+        tokens = torch.cat([teacher.sample(labels[i : i + batch_size], seed=seed * 1_000_003 + i).cpu()
+                            for i in range(0, len(labels), batch_size)])
+        vocab = teacher.codebook.shape[0]
+        return cls.from_tokens(tokens, labels, C, vocab)
+
+    def sample(self, labels: torch.Tensor, positions: slice | range | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Independent draws [B, n] int64 for `positions` (default: all) of each label's marginals."""
+        probs = self.probs[labels.cpu().long()]
+        if positions is not None:
+            probs = probs[:, positions]
+        B, n, V = probs.shape
+        drawn = torch.multinomial(probs.reshape(B * n, V), 1, replacement=True, generator=generator)
+        return drawn.view(B, n).to(labels.device)
+
+
+def _cpu_generator(seed: int | None) -> torch.Generator | None:
+    return None if seed is None else torch.Generator().manual_seed(int(seed))
+
+
+@torch.no_grad()
+def var_skip_sample(teacher, labels: torch.Tensor, *, skip: int, seed: int | None = None, **sampling) -> torch.Tensor:
+    """VAR skip-k: K − k AR scales, then the last k scales from one parallel forward → tokens [B, L] int64."""
+    from ardistill.sampling.var import (apply_cfg, guidance_at_scale, per_scale, run_var_scales, sample_from_logits,
+                                        start_var_sampling)
+    from ardistill.teachers.base import merge_sampling
+
+    T, vae = teacher.transformer, teacher.vae
+    patch_nums = T.patch_nums
+    SN = len(patch_nums)
+    if not 1 <= skip <= SN:
+        raise BadArgumentError(f"skip must be in 1..{SN} (the number of scales), got {skip}")
+    s = merge_sampling(teacher.default_sampling, **{k: v for k, v in sampling.items() if v is not None})
+    top_ks, temps = per_scale(s.top_k, SN, "top_k"), per_scale(s.temperature, SN, "temperature")
+    labels = labels.to(teacher.device).long()
+    B, Cvae = labels.shape[0], vae.quantize.Cvae
+    try:
+        state = start_var_sampling(T, vae, labels, seed=seed)
+        run_var_scales(T, vae, state, cfg=float(s.cfg), top_k=s.top_k, top_p=float(s.top_p), temperature=s.temperature,
+                       stop_scale=SN - skip)
+    finally:
+        T.clear_kv_cache()
+    feats = list(state.next_features)  # the exact inputs of scales 1 … SN − skip
+    for si in range(len(feats) + 1, SN):
+        pn = patch_nums[si]
+        feats.append(torch.nn.functional.interpolate(state.f_hat, size=(pn, pn), mode="area").view(B, Cvae, -1).transpose(1, 2))
+    x = torch.cat(feats, dim=1)  # [B, L − 1, Cvae]
+    null = torch.full_like(labels, T.num_classes)
+    logits = T(torch.cat([labels, null]), torch.cat([x, x]))  # [2B, L, V]: one forward of both CFG halves
+    tokens = list(state.tokens)
+    begin = sum(p * p for p in patch_nums[: SN - skip])
+    for si in range(SN - skip, SN):
+        n = patch_nums[si] ** 2
+        lg = apply_cfg(logits[:, begin : begin + n], guidance_at_scale(float(s.cfg), si, SN))
+        tokens.append(sample_from_logits(lg, top_k=int(top_ks[si]), top_p=float(s.top_p), temperature=temps[si],
+                                         generator=state.generator))
+        begin += n
+    return torch.cat(tokens, dim=1)
+
+
+@torch.no_grad()
+def llamagen_skip_sample(teacher, labels: torch.Tensor, marginals: TokenMarginals, *, skip: int,
+                         seed: int | None = None, **sampling) -> torch.Tensor:
+    """LlamaGen skip-k: L − k decoded tokens, the last k from the class-conditional marginals → [B, L] int64."""
+    from ardistill.sampling.llamagen import run_llamagen_steps, start_llamagen_sampling
+    from ardistill.teachers.base import merge_sampling
+
+    gpt = teacher.gpt
+    L = gpt.config.block_size
+    if not 1 <= skip <= L:
+        raise BadArgumentError(f"skip must be in 1..{L} (the number of tokens), got {skip}")
+    labels = labels.to(teacher.device).long()
+    if skip == L:
+        return marginals.sample(labels, generator=_cpu_generator(seed))
+    s = merge_sampling(teacher.default_sampling, **{k: v for k, v in sampling.items() if v is not None})
+    kw = dict(temperature=float(s.temperature), top_k=int(s.top_k), top_p=1.0 if s.top_p in (0.0, 1.0) else float(s.top_p))
+    try:
+        state = start_llamagen_sampling(gpt, labels, cfg=float(s.cfg), seed=seed, **kw)
+        run_llamagen_steps(gpt, state, stop=L - skip, **kw)
+    finally:
+        gpt.clear_caches()
+    rest = marginals.sample(labels, range(L - skip, L), generator=_cpu_generator(None if seed is None else seed + 1))
+    return torch.cat([state.all_tokens(), rest], dim=1)
+
+
+__all__ = ["TokenMarginals", "var_skip_sample", "llamagen_skip_sample"]
