@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 import time
@@ -121,6 +122,12 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * scale)
 
 
+def _append_log(path: Path, record: dict) -> None:
+    """Append one JSON line (a log, not state: resume reads the checkpoint, so a torn last line is harmless)."""
+    with open(path, "a") as f:
+        f.write(json.dumps(record, default=float) + "\n")
+
+
 def _stop_on_nan(value: float, step: int, ckpt_path: Path) -> None:
     last = f"step {int(torch.load(ckpt_path, weights_only=True)['step'])}" if ckpt_path.is_file() else "none"
     raise ArdistillError(f"loss became {value} at step {step}; stopped. Last good checkpoint: {last} ({ckpt_path})")
@@ -192,6 +199,7 @@ def train_loop(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = out_dir / "checkpoint.pt"
+    log_path = out_dir / "train_log.jsonl"  # one JSON line per log step: follow an unattended run with `tail -f`
     device = next(model.parameters()).device
     params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
@@ -251,6 +259,7 @@ def train_loop(
         if ema is not None:
             model.load_state_dict(backup)
         result.evals.append(distributed.broadcast_object(metrics))
+        _append_log(log_path, {"eval": metrics, "time": time.time()})
 
     # Ctrl-C / SIGTERM: finish the current optimiser step, checkpoint, then stop (a second Ctrl-C stops at once).
     stop = {"signal": None}
@@ -322,6 +331,10 @@ def train_loop(
                     rate = (step - start) / max(1e-9, time.perf_counter() - t0)
                     extra = " ".join(f"{k} {v:.3g}" for k, v in list(metrics_acc.items())[:3])
                     bar.update(task, info=f"loss {total:.4f} {extra} {rate:.2f} it/s")
+                    if distributed.is_main():
+                        _append_log(log_path, {"step": step, "loss": total, **metrics_acc,
+                                               "lr": opt.param_groups[0]["lr"], "it_per_s": rate,
+                                               "time": time.time()})
                 bar.update(task, completed=step)
                 if eval_every and step % eval_every == 0 and step < cfg.steps:
                     run_eval(step)

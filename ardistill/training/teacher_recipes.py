@@ -68,12 +68,16 @@ def _tokenizer_family(recipe: dict):
     raise ArdistillError(f"{recipe['_path']}: kind {kind!r} is not a tokenizer recipe (var-tokenizer, llamagen-tokenizer)")
 
 
-def train_tokenizer_recipe(recipe: dict, runs: Path, *, resume: bool, steps: int | None, progress: bool = True) -> Path:
-    """Train (or resume) the tokenizer of a tokenizer recipe; returns its `tokenizer.safetensors`."""
+def train_tokenizer_recipe(recipe: dict, runs: Path, *, resume: bool, steps: int | None, progress: bool = True,
+                           retrain_finished: bool = True) -> Path:
+    """Train (or resume) the tokenizer of a tokenizer recipe; returns its `tokenizer.safetensors`.
+
+    A finished tokenizer is kept as it is unless this recipe itself is resumed (`retrain_finished`, e.g. with more
+    `--steps`); a teacher recipe's `--resume` never touches its finished tokenizer."""
     family, config_cls, _, train_fn = _tokenizer_family(recipe)
     out = runs / recipe_name(recipe)
     final = out / "tokenizer.safetensors"
-    if final.is_file() and not resume:
+    if final.is_file() and (not resume or not retrain_finished):
         return final
     tok_cfg = config_from_dict(config_cls, recipe["tokenizer"], where=f"{recipe['_path']}: tokenizer")
     t0 = time.time()
@@ -103,7 +107,8 @@ def train_var_teacher_recipe(recipe: dict, runs: Path, *, resume: bool, steps: i
     from ardistill.training.var_teacher import train_var_transformer
 
     tok_recipe = load_recipe(recipe["tokenizer_recipe"])
-    tok_path = train_tokenizer_recipe(tok_recipe, runs, resume=resume, steps=steps, progress=progress)
+    tok_path = train_tokenizer_recipe(tok_recipe, runs, resume=resume, steps=steps, progress=progress,
+                                      retrain_finished=False)
     vae, vq_cfg = load_tokenizer_output(tok_path, tok_recipe)
     model_fields = dict(recipe["model"])
     model_fields["vae"] = config_to_dict(vq_cfg)
@@ -117,7 +122,7 @@ def train_var_teacher_recipe(recipe: dict, runs: Path, *, resume: bool, steps: i
     model, result = train_var_transformer(cfg, vae, _train_cfg(recipe, steps), _data(recipe), out,
                                           num_images=num_images or int(recipe.get("num_images", 20_000)),
                                           batch_size=int(recipe.get("batch_size", 64)), resume=resume, progress=progress)
-    _write_run(out, recipe, "var", cfg, model, vae, result, t0)
+    _write_run(out, recipe, "var", cfg, model, vae, result, t0, tok_path)
     return out
 
 
@@ -129,7 +134,8 @@ def train_llamagen_teacher_recipe(recipe: dict, runs: Path, *, resume: bool, ste
     from ardistill.training.llamagen_teacher import train_llamagen_gpt
 
     tok_recipe = load_recipe(recipe["tokenizer_recipe"])
-    tok_path = train_tokenizer_recipe(tok_recipe, runs, resume=resume, steps=steps, progress=progress)
+    tok_path = train_tokenizer_recipe(tok_recipe, runs, resume=resume, steps=steps, progress=progress,
+                                      retrain_finished=False)
     vq, vq_cfg = load_tokenizer_output(tok_path, tok_recipe)
     size = _data(recipe).size
     fields = dict(recipe["model"])
@@ -143,14 +149,17 @@ def train_llamagen_teacher_recipe(recipe: dict, runs: Path, *, resume: bool, ste
     gpt, result = train_llamagen_gpt(cfg, vq, _train_cfg(recipe, steps), _data(recipe), out,
                                      num_images=num_images or int(recipe.get("num_images", 20_000)),
                                      batch_size=int(recipe.get("batch_size", 64)), resume=resume, progress=progress)
-    _write_run(out, recipe, "llamagen", cfg, gpt, vq, result, t0)
+    _write_run(out, recipe, "llamagen", cfg, gpt, vq, result, t0, tok_path)
     return out
 
 
-def _write_run(out: Path, recipe: dict, family: str, cfg, model, tokenizer, result, t0: float) -> None:
+def _write_run(out: Path, recipe: dict, family: str, cfg, model, tokenizer, result, t0: float, tok_path: Path) -> None:
     atomic_save_safetensors(model.state_dict(), out / "transformer.safetensors")
     atomic_save_safetensors(tokenizer.state_dict(), out / "tokenizer.safetensors")
+    tok_info = json.loads((tok_path.parent / "tokenizer.json").read_text())
     atomic_write_json(out / "run.json", {
+        "tokenizer": {"name": tok_path.parent.name, "recipe": load_recipe(recipe["tokenizer_recipe"])["_path"],
+                      **{k: tok_info.get(k) for k in ("steps", "last_loss", "seconds")}},
         "name": recipe_name(recipe), "family": family, "config": config_to_dict(cfg), "recipe": recipe["_path"],
         "steps": result.step, "last_loss": result.last_loss, "seconds": time.time() - t0,
         "machine": f"{platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}",
@@ -168,15 +177,27 @@ def _geometry(family: str, cfg: dict) -> tuple[int, int]:
     return cfg["block_size"], grid * 2 ** (len(cfg["vq"]["encoder_ch_mult"]) - 1)
 
 
+def _storage(state: dict, dtype: torch.dtype) -> dict:
+    """Floating-point tensors cast to the storage dtype (integer buffers unchanged); loading casts back to fp32."""
+    return {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+
+
 def export_builtin(run_dir: Path, weights_root: Path, *, metrics: dict | None = None,
-                   sampling_overrides: dict | None = None) -> Path:
-    """Copy a finished teacher run into `weights_root/<name>/` as a built-in model (model.json + safetensors)."""
+                   sampling_overrides: dict | None = None, storage_dtype: torch.dtype = torch.float16) -> Path:
+    """Copy a finished teacher run into `weights_root/<name>/` as a built-in model (model.json + safetensors).
+
+    Weights are stored in fp16 (half the package size; every metric in the card is measured on the installed,
+    rounded weights, which load into fp32 modules)."""
     info = json.loads((run_dir / "run.json").read_text())
     name = info["name"]
     dest = weights_root / name
-    files = {"transformer": "transformer.safetensors", "tokenizer": "tokenizer.safetensors"}
+    # A tokenizer shared by several teachers (var-toy-l and var-toy-s) is stored once, in its own folder next to
+    # theirs; model.json paths are relative to the model's folder.
+    tok_name = (info.get("tokenizer") or {}).get("name")
+    files = {"transformer": "transformer.safetensors",
+             "tokenizer": f"../{tok_name}/tokenizer.safetensors" if tok_name else "tokenizer.safetensors"}
     for role, fname in files.items():
-        atomic_save_safetensors(load_state_dict_file(run_dir / fname), dest / fname)
+        atomic_save_safetensors(_storage(load_state_dict_file(run_dir / Path(fname).name), storage_dtype), dest / fname)
     cfg = info["config"]
     tokens_per_image, image_size = _geometry(info["family"], cfg)
     card = {
@@ -185,6 +206,8 @@ def export_builtin(run_dir: Path, weights_root: Path, *, metrics: dict | None = 
         "tokens_per_image": tokens_per_image, "image_size": image_size, "params": info["params"],
         "sampling_defaults": {**info.get("sampling_defaults", {}), **(sampling_overrides or {})},
         "training": {k: info[k] for k in ("recipe", "steps", "last_loss", "seconds", "machine")},
+        "tokenizer_training": info.get("tokenizer") or {},
+        "storage_dtype": str(storage_dtype).removeprefix("torch."),
         "metrics": metrics or {},
     }
     atomic_write_json(dest / "model.json", card)
@@ -198,6 +221,9 @@ def model_card_markdown(card: dict) -> str:
              f"- family: {card['family']}; transformer parameters: {card['params']:,}; tokens per image: {card['tokens_per_image']}",
              f"- recipe: `{t['recipe']}`; steps: {t['steps']}; final loss: {t['last_loss']:.4f}",
              f"- training time: {t['seconds'] / 60:.1f} min on {t['machine']}",
+             *([f"- tokenizer `{tk['name']}`: recipe `{tk['recipe']}`; steps: {tk['steps']}; training time: "
+                f"{tk['seconds'] / 60:.1f} min"] if (tk := card.get("tokenizer_training")) and tk.get("seconds") else []),
+             f"- weights stored as {card.get('storage_dtype', 'float32')} (loaded into fp32 modules)",
              f"- default sampling: {card['sampling_defaults']}", "", "## Config", "", "```json",
              json.dumps(card["config"], indent=1), "```", ""]
     m = card.get("metrics") or {}

@@ -6,7 +6,9 @@ import json
 import pytest
 import torch
 
+from ardistill.io import load_state_dict_file
 from ardistill.models.var.config import VARConfig, VQVAEConfig
+from ardistill.recipes import load_recipe
 from ardistill.training.loop import TrainConfig
 from ardistill.training.toy_data import ImageData
 from ardistill.training.var_teacher import train_var_tokenizer, train_var_transformer
@@ -70,7 +72,12 @@ def test_recipe_runs_and_exports_a_loadable_builtin(recipe, family, tokens, tmp_
     name = recipe.split("/")[-1]
     folder = tmp_path / "weights" / name
     card = json.loads((folder / "model.json").read_text())
-    assert card["family"] == family and card["tokens_per_image"] == tokens and card["image_size"] == 64
+    assert card["family"] == family and card["tokens_per_image"] == tokens and card["image_size"] == 32
+    # Stored in fp16; the tokenizer in its own folder (shared by teachers of one tokenizer recipe).
+    tok_file = folder / card["files"]["tokenizer"]
+    assert tok_file.parent.name == load_recipe(load_recipe(recipe)["tokenizer_recipe"])["name"] and tok_file.is_file()
+    assert card["storage_dtype"] == "float16"
+    assert {v.dtype for v in load_state_dict_file(folder / "transformer.safetensors").values() if v.is_floating_point()} == {torch.float16}
     # The exported folder is a built-in model: register it the way the zoo does and load it by name.
     from ardistill import registry
     from ardistill.api import load_teacher
@@ -88,7 +95,7 @@ def test_recipe_runs_and_exports_a_loadable_builtin(recipe, family, tokens, tmp_
     assert sampled.shape == (2, tokens)
     assert torch.equal(sampled, teacher.sample(labels, seed=0))
     images = teacher.decode(sampled)
-    assert images.shape == (2, 3, 64, 64) and 0 <= images.min() and images.max() <= 1
+    assert images.shape == (2, 3, 32, 32) and 0 <= images.min() and images.max() <= 1
     # `teacher export` installs the run with shipped sampling defaults and measured metrics in its card.
     with pytest.raises(SystemExit) as e:
         main(["teacher", "export", f"runs/{name}", "--num", "12", "--cfg", "3.0", "--weights-root", "exported"])
