@@ -16,6 +16,7 @@ from ardistill.models.llamagen.config import GPTConfig, VQConfig
 from ardistill.models.llamagen.gpt import LlamaGenGPT
 from ardistill.models.llamagen.vq import VQModel
 from ardistill.models.var.vqvae_train import restart_dead_codes
+from ardistill.training.tokenizer_loss import ReconstructionLoss
 from ardistill.training.loop import TrainConfig, TrainResult, train_loop
 from ardistill.training.toy_data import ImageData, train_on_tokens
 
@@ -52,11 +53,11 @@ def train_llamagen_tokenizer(
     batch_size: int = 16,
     dead_code_threshold: float = 0.03,
     usage_decay: float = 0.99,
-    l1_weight: float = 0.2,
+    loss: ReconstructionLoss = ReconstructionLoss(),
     resume: bool = False,
     progress: bool = True,
 ) -> tuple[VQModel, TrainResult]:
-    """Train the VQ tokenizer: MSE + l1_weight·L1 reconstruction + the VQ loss; dead codes restarted from latents.
+    """Train the VQ tokenizer: the reconstruction `loss` (`ReconstructionLoss`) + the VQ loss; dead codes restarted from latents.
 
     Code usage is an EMA kept in the first V entries of the `quantize.codebook_used` buffer (a training-only statistic
     of the official layout), so it is checkpointed and resume stays exact.
@@ -78,9 +79,10 @@ def train_llamagen_tokenizer(
             if step % 10 == 9:  # dead codes got no gradient in this batch: safe to replace before backward
                 g = torch.Generator().manual_seed(train.seed * 1_000_003 + step)
                 restart_dead_codes(vq.quantize, usage[:V], latents, dead_code_threshold, g)
-        mse = F.mse_loss(rec, images)
-        loss = mse + l1_weight * (rec - images).abs().mean() + vq_loss
-        return loss, {"mse": mse.item(), "vq": vq_loss.item(), "used": float((hits > 0).float().mean())}
+        rec_loss, rec_metrics = loss(rec, images)
+        total = rec_loss + vq_loss
+        mse = rec_metrics["mse"]
+        return total, {"mse": mse, "vq": vq_loss.item(), "used": float((hits > 0).float().mean())}
 
     result = train_loop(model=vq, loss_fn=loss_fn, get_batch=get_batch, cfg=train, out_dir=out_dir, resume=resume,
                         progress=progress, description="tokenizer")

@@ -81,7 +81,10 @@ def train_tokenizer_recipe(recipe: dict, runs: Path, *, resume: bool, steps: int
         return final
     tok_cfg = config_from_dict(config_cls, recipe["tokenizer"], where=f"{recipe['_path']}: tokenizer")
     t0 = time.time()
-    model, result = train_fn(tok_cfg, _train_cfg(recipe, steps), _data(recipe), out,
+    from ardistill.training.tokenizer_loss import ReconstructionLoss
+
+    loss = ReconstructionLoss.from_recipe(recipe.get("loss"), where=f"{recipe['_path']}: loss")
+    model, result = train_fn(tok_cfg, _train_cfg(recipe, steps), _data(recipe), out, loss=loss,
                              batch_size=int(recipe.get("batch_size", 32)), resume=resume, progress=progress)
     atomic_save_safetensors(model.state_dict(), final)
     atomic_write_json(out / "tokenizer.json", {"kind": recipe["kind"], "config": config_to_dict(tok_cfg), "steps": result.step,

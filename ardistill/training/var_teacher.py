@@ -19,6 +19,7 @@ from ardistill.models.var.config import VARConfig, VQVAEConfig
 from ardistill.models.var.transformer import VARTransformer
 from ardistill.models.var.vqvae import VQVAE
 from ardistill.models.var.vqvae_train import restart_dead_codes, vqvae_train_forward
+from ardistill.training.tokenizer_loss import ReconstructionLoss
 from ardistill.training.loop import TrainConfig, TrainResult, train_loop
 from ardistill.training.toy_data import ImageData, load_or_make_token_cache, tokenize_dataset, train_on_tokens  # noqa: F401
 
@@ -33,11 +34,11 @@ def train_var_tokenizer(
     batch_size: int = 32,
     dead_code_threshold: float = 0.03,
     usage_decay: float = 0.98,
-    l1_weight: float = 0.2,
+    loss: ReconstructionLoss = ReconstructionLoss(),
     resume: bool = False,
     progress: bool = True,
 ) -> tuple[VQVAE, TrainResult]:
-    """Train the multi-scale VQVAE with reconstruction (MSE + l1_weight·L1) + the official VQ loss.
+    """Train the multi-scale VQVAE with the reconstruction `loss` (`ReconstructionLoss`) + the official VQ loss.
 
     Code usage per scale is tracked in the official `quantize.ema_vocab_hit_SV` buffer (an EMA of hit counts per
     batch, so it is checkpointed and resume stays exact); codes whose summed usage falls below
@@ -62,10 +63,11 @@ def train_var_tokenizer(
                 g = torch.Generator().manual_seed(train.seed * 1_000_003 + step)
                 dead = restart_dead_codes(q, q.ema_vocab_hit_SV.sum(0), residuals, dead_code_threshold, g)
                 q.ema_vocab_hit_SV[:, dead] = 2 * dead_code_threshold / q.num_scales  # grace period
-        mse = F.mse_loss(rec, images)
-        loss = mse + l1_weight * (rec - images).abs().mean() + vq_loss
+        rec_loss, rec_metrics = loss(rec, images)
+        total = rec_loss + vq_loss
+        mse = rec_metrics["mse"]
         used = float((usage > 0).float().mean())
-        return loss, {"mse": mse.item(), "vq": vq_loss.item(), "used": used}
+        return total, {"mse": mse, "vq": vq_loss.item(), "used": used}
 
     # Usage per code, summed over the scale rows, starts at "uniform" (1.0) so no code is restarted before it has had
     # a chance (≈ log(threshold)/log(decay) steps: 170 with the defaults).
