@@ -30,6 +30,7 @@ class BenchConfig:
     refiner: str | None = None
     draft_steps: tuple[int, ...] = ()
     baselines: tuple[str, ...] = ()  # naive few-step baselines of the teacher: "skip-K", "onestep"
+    marginals_from: str | None = None  # DD trajectory folder whose tokens give the baselines' marginals
     speed: SpeedSettings = field(default_factory=SpeedSettings)
     fid: bool = False
     num_samples: int = 1000
@@ -103,7 +104,12 @@ def build_all_methods(cfg: BenchConfig, teacher, models: dict) -> list[BenchMeth
     if cfg.drafter:
         methods += build_methods("code", drafter=models[cfg.drafter], refiner=models[cfg.refiner], draft_steps=cfg.draft_steps)
     if cfg.baselines:
-        methods += build_methods("baseline", teacher=teacher, names=cfg.baselines, seed=cfg.seed)
+        marginals = None
+        if cfg.marginals_from:
+            from ardistill.methods.dd.baselines import TokenMarginals
+
+            marginals = TokenMarginals.from_trajectories(cfg.marginals_from, teacher)
+        methods += build_methods("baseline", teacher=teacher, names=cfg.baselines, marginals=marginals, seed=cfg.seed)
     return methods
 
 

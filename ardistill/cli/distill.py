@@ -20,6 +20,7 @@ def distill_command(
     fid_samples: int = typer.Option(1000, "--fid-samples", min=0, help="Samples per method for toy-FID / FID (0 = speed only)."),
     batch_sizes: str = typer.Option("1,16", "--batch-sizes", help="Batch sizes of the speed comparison."),
     repeats: int = typer.Option(5, "--repeats", min=1, help="Timed repeats per method and batch size."),
+    baselines: Optional[str] = typer.Option(None, "--baselines", help="Naive baselines benched beside the student, e.g. skip-3,onestep [default: the recipe's]."),
     device: str = DeviceOption,
 ) -> None:
     """Distil a teacher into a 1–2-step student: trajectories → training → benchmark → report.
@@ -34,7 +35,8 @@ def distill_command(
                        steps=tuple(parse_int_list(steps, "--steps")), num_trajectories=num_trajectories,
                        train_steps=train_steps, fid_samples=fid_samples,
                        batch_sizes=tuple(parse_int_list(batch_sizes, "--batch-sizes")), repeats=repeats,
-                       device=str(resolve_device(device)))
+                       device=str(resolve_device(device)),
+                       baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()) if baselines else ())
     report = run_distill(plan, log=console.print)
     console.print(f"wrote {report}")
 

@@ -55,6 +55,14 @@ class TokenMarginals:
         vocab = teacher.codebook.shape[0]
         return cls.from_tokens(tokens, labels, C, vocab)
 
+    @classmethod
+    def from_trajectories(cls, root, teacher) -> "TokenMarginals":
+        """Frequencies of a DD trajectory dataset's tokens (the teacher's own samples at its trajectory settings)."""
+        from ardistill.methods.dd.trajectories import open_trajectories
+
+        data = open_trajectories(root).load_all()
+        return cls.from_tokens(data["tokens"].long(), data["labels"], teacher.num_classes, teacher.codebook.shape[0])
+
     def sample(self, labels: torch.Tensor, positions: slice | range | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """Independent draws [B, n] int64 for `positions` (default: all) of each label's marginals."""

@@ -30,6 +30,7 @@ class DistillPlan:
     batch_sizes: tuple[int, ...] = (1, 16)
     repeats: int = 5
     device: str = "cpu"
+    baselines: tuple[str, ...] = ()  # naive few-step baselines benched beside the students (default: the recipe's)
 
 
 def recipe_for_teacher(teacher: str, recipe: str | None = None) -> str:
@@ -58,6 +59,10 @@ def run_distill(plan: DistillPlan, *, log: Callable[[str], None] = print, progre
         raise ArdistillError(f"--steps must be 1 or 2 (teacher-involved schedules: `ardistill sample --student`), got {bad[0]}")
     out = plan.out
     out.mkdir(parents=True, exist_ok=True)
+    if not plan.baselines and recipe.get("baselines"):
+        import dataclasses
+
+        plan = dataclasses.replace(plan, baselines=tuple(str(b) for b in recipe["baselines"]))
 
     # 1. Trajectories (resumable shard by shard).
     num = plan.num_trajectories or int(recipe.get("num_trajectories", 0))
@@ -96,7 +101,8 @@ def _bench(plan: DistillPlan, student_dir: Path, bench_dir: Path) -> dict:
     from ardistill.bench.speed import SpeedSettings
     from ardistill.images import save_grid
 
-    cfg = BenchConfig(teacher=plan.teacher, student=str(student_dir), dd_steps=plan.steps,
+    cfg = BenchConfig(teacher=plan.teacher, student=str(student_dir), dd_steps=plan.steps, baselines=plan.baselines,
+                      marginals_from=str(student_dir.parent / "trajectories") if plan.baselines else None,
                       speed=SpeedSettings(batch_sizes=plan.batch_sizes, repeats=plan.repeats),
                       fid=plan.fid_samples > 0, num_samples=max(plan.fid_samples, 2), device=plan.device)
     bench_dir.mkdir(parents=True, exist_ok=True)
@@ -119,6 +125,9 @@ def report_markdown(plan: DistillPlan, doc: dict) -> str:
              "| teacher | " + " | ".join(f"{s}-step student" for s in plan.steps) + " |",
              "|---|" + "---|" * len(plan.steps),
              "| ![teacher](bench/grid-teacher.png) | " + " | ".join(f"![dd-{s}step](bench/grid-dd-{s}step.png)" for s in plan.steps) + " |",
+             *([ "", "Naive baselines (the same teacher with AR steps cut, tokens drawn independently):", "",
+                 "| " + " | ".join(plan.baselines) + " |", "|" + "---|" * len(plan.baselines),
+                 "| " + " | ".join(f"![{b}](bench/grid-{b}.png)" for b in plan.baselines) + " |"] if plan.baselines else []),
              ""]
     return "\n".join(lines) + run_markdown(doc, plots=[], heading="##", plot_prefix="bench/")
 

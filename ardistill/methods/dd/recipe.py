@@ -16,7 +16,7 @@ from ardistill.errors import ArdistillError
 from ardistill.recipes import load_recipe
 from ardistill.training.loop import TrainConfig
 
-KNOWN_FIELDS = {"kind", "name", "teacher", "trajectories", "t_list", "split", "batch_size", "mse_weight", "eval", "train",
+KNOWN_FIELDS = {"kind", "name", "teacher", "baselines", "trajectories", "t_list", "split", "batch_size", "mse_weight", "eval", "train",
                 "trajectory_sampling", "num_trajectories", "_path",
                 # used by `ardistill distill` to make the trajectories (ardistill/methods/dd/distill.py)
                 "flow", "shard_size", "trajectory_seed", "trajectory_batch_size"}
