@@ -115,11 +115,19 @@ def gather_objects(obj: Any, dst: int = 0) -> list | None:
 def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:
     """Mean of every parameter's `.grad` over ranks, in one flat buffer per dtype (what DDP's reducer computes).
 
-    Parameters without a gradient on this rank take part with zeros, so every rank sends the same buffer layout.
+    Parameters without a gradient on this rank take part with zeros, so every rank sends the same buffer layout;
+    a parameter no rank used keeps `.grad = None`, as in one process (the optimiser then skips it: a zero gradient
+    would still move it through Adam's momentum and weight decay).
     """
     if world() == 1:
         return
     params = [p for p in params]
+    used = torch.tensor([float(p.grad is not None) for p in params], dtype=torch.float32, device=comm_device())
+    dist.all_reduce(used, op=dist.ReduceOp.SUM)
+    unused_everywhere = [p for p, u in zip(params, used.tolist()) if u == 0]
+    params = [p for p, u in zip(params, used.tolist()) if u > 0]
+    for p in unused_everywhere:
+        p.grad = None
     for p in params:
         if p.grad is None:
             p.grad = torch.zeros_like(p)

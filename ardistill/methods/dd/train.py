@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ardistill import distributed
 from ardistill.errors import ArdistillError
 from ardistill.methods.dd.noise import trajectory_noise
 from ardistill.methods.dd.student import Student, teacher_architecture
@@ -156,10 +157,12 @@ def train_student(teacher, trajectories, settings: DDTrainSettings, train_cfg: T
         extra_state={"teacher": teacher.name, **config.to_dict()},
     )
     student = Student(model, teacher, config, name=Path(out_dir).name)
-    student.save(out_dir, extra={**settings.extra, "steps": result.step, "last_loss": result.last_loss,
-                                 "seconds": time.time() - t0, "evals": result.evals, "samples": batches.n,
-                                 "train": train_cfg.to_dict(), "batch_size": settings.batch_size,
-                                 "mse_weight": settings.mse_weight})
+    if distributed.is_main():  # every rank holds the same weights; one writes them
+        student.save(out_dir, extra={**settings.extra, "steps": result.step, "last_loss": result.last_loss,
+                                     "seconds": time.time() - t0, "evals": result.evals, "samples": batches.n,
+                                     "train": train_cfg.to_dict(), "batch_size": settings.batch_size,
+                                     "mse_weight": settings.mse_weight})
+    distributed.barrier()
     return student, result
 
 

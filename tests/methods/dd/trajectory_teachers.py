@@ -21,7 +21,10 @@ TINY_VAR_NAME = "var-tiny-traj-test"
 
 def tiny_var_config(patch_nums=(1, 2, 3)) -> VARConfig:
     vae = VQVAEConfig(vocab_size=64, ch=32, ch_mult=(1, 2), num_res_blocks=1, patch_nums=patch_nums)
-    return VARConfig(depth=2, embed_dim=64, num_heads=2, num_classes=10, patch_nums=patch_nums, vocab_size=64, vae=vae)
+    # drop_path_rate 0: drop-path masks are drawn per rank, so only a deterministic student trains bit-alike on 1 and
+    # 2 ranks (tests/distributed/test_train_torchrun.py; docs/scaling.md)
+    return VARConfig(depth=2, embed_dim=64, num_heads=2, num_classes=10, patch_nums=patch_nums, vocab_size=64, vae=vae,
+                     drop_path_rate=0.0)
 
 
 def tiny_llamagen_config() -> GPTConfig:
