@@ -11,9 +11,22 @@ from ardistill.training.loop import TrainConfig, train_loop
 GLOBAL_BATCH = 8
 
 
+class Net(torch.nn.Module):
+    """An MLP plus an `aux` layer used on even steps only: on odd steps no rank gives it a gradient, and the optimiser
+    must skip it as it does in one process (a zero gradient would still move it through Adam's momentum)."""
+
+    def __init__(self):
+        super().__init__()
+        self.mlp = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+        self.aux = torch.nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor, step: int) -> torch.Tensor:
+        return self.mlp(x) + (0.1 * self.aux(x) if step % 2 == 0 else 0)
+
+
 def make_model() -> torch.nn.Module:
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+    return Net()
 
 
 def get_batch(step: int, micro: int) -> dict:
@@ -27,7 +40,7 @@ def train(out: Path, steps: int, resume: bool = False):
     model = make_model()
 
     def loss_fn(batch, step):
-        err = (model(batch["x"]) - batch["y"]).square() * batch["mask"]
+        err = (model(batch["x"], step) - batch["y"]).square() * batch["mask"]
         count = batch["mask"].sum().clamp_min(1)
         return err.sum() / count, {"loss_weight": float(count)}
 
