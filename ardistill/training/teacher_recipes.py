@@ -180,6 +180,12 @@ def _geometry(family: str, cfg: dict) -> tuple[int, int]:
     return cfg["block_size"], grid * 2 ** (len(cfg["vq"]["encoder_ch_mult"]) - 1)
 
 
+def repo_relative(path: str) -> str:
+    """`.../recipes/toy/x.yaml` → `recipes/toy/x.yaml` (model cards must not carry the trainer's home folder)."""
+    marker = "/recipes/"
+    return "recipes/" + path.rsplit(marker, 1)[1] if marker in path else path
+
+
 def _storage(state: dict, dtype: torch.dtype) -> dict:
     """Floating-point tensors cast to the storage dtype (integer buffers unchanged); loading casts back to fp32."""
     return {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
@@ -208,8 +214,10 @@ def export_builtin(run_dir: Path, weights_root: Path, *, metrics: dict | None = 
         "description": f"built-in {info['family'].upper()} teacher trained on the procedural world ({image_size} px)",
         "tokens_per_image": tokens_per_image, "image_size": image_size, "params": info["params"],
         "sampling_defaults": {**info.get("sampling_defaults", {}), **(sampling_overrides or {})},
-        "training": {k: info[k] for k in ("recipe", "steps", "last_loss", "seconds", "machine")},
-        "tokenizer_training": info.get("tokenizer") or {},
+        "training": {**{k: info[k] for k in ("recipe", "steps", "last_loss", "seconds", "machine")},
+                     "recipe": repo_relative(info["recipe"])},
+        "tokenizer_training": {**(info.get("tokenizer") or {}),
+                               **({"recipe": repo_relative(info["tokenizer"]["recipe"])} if info.get("tokenizer") else {})},
         "storage_dtype": str(storage_dtype).removeprefix("torch."),
         "metrics": metrics or {},
     }
