@@ -119,15 +119,16 @@ def _bench(plan: DistillPlan, student_dir: Path, bench_dir: Path) -> dict:
 def report_markdown(plan: DistillPlan, doc: dict) -> str:
     """The one-page report: what was run, the teacher's and the students' images, quality and speed-up."""
     from ardistill.bench.report import run_markdown
+    from ardistill.training.teacher_recipes import repo_relative
 
     lines = [f"# Distilled Decoding of {plan.teacher}", "",
-             f"Recipe `{plan.recipe}`; output `{plan.out}`: `trajectories/`, `student/`, `bench/`.", "",
+             f"Recipe `{repo_relative(plan.recipe)}`; output `{plan.out}`: `trajectories/`, `student/`, `bench/`.", "",
              "| teacher | " + " | ".join(f"{s}-step student" for s in plan.steps) + " |",
              "|---|" + "---|" * len(plan.steps),
              "| ![teacher](bench/grid-teacher.png) | " + " | ".join(f"![dd-{s}step](bench/grid-dd-{s}step.png)" for s in plan.steps) + " |",
              *([ "", "Naive baselines (the same teacher with AR steps cut, tokens drawn independently):", "",
                  "| " + " | ".join(plan.baselines) + " |", "|" + "---|" * len(plan.baselines),
-                 "| " + " | ".join(f"![{b}](bench/grid-{b}.png)" for b in plan.baselines) + " |"] if plan.baselines else []),
+                 "| " + " | ".join(f"![{b}](bench/grid-{b}.png)" for b in plan.baselines) + " |", ""] if plan.baselines else []),
              ""]
     return "\n".join(lines) + run_markdown(doc, plots=[], heading="##", plot_prefix="bench/")
 
