@@ -18,7 +18,7 @@ def sample_command(
     refiner: Optional[str] = typer.Option(None, "--refiner", help="CoDe: the small VAR (same tokenizer) that makes scales ≥ N.", show_default=False),
     draft_steps: Optional[int] = typer.Option(None, "--draft-steps", min=0, help="CoDe: scales made by the drafter (0 = refiner alone, K = drafter alone)."),
     finetuned: Optional[Path] = typer.Option(None, "--finetuned", help="CoDe: a folder from `ardistill code finetune` (its pair and weights).", show_default=False),
-    classes: str = typer.Option("207", "--class", "-c", help="Class id, or a comma-separated list cycled over the images."),
+    classes: Optional[str] = typer.Option(None, "--class", "-c", help="Class id, or a comma-separated list cycled over the images [default: 0, 1, 2, … cycled over the model's classes]."),
     num: int = typer.Option(8, "--num", "-n", min=1, help="Number of images."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampler's random generator: same seed, same images."),
     cfg: Optional[float] = typer.Option(None, "--cfg", help="Classifier-free guidance scale [default: the model's]."),
@@ -64,7 +64,7 @@ def sample_command(
         raise ArdistillError("pass --teacher NAME (or --student DIR for a DD student)")
     else:
         model = load_teacher(teacher, vae=vae, weights_dir=weights_dir, device=resolve_device(device), random_init=random_init)
-    ids = parse_int_list(classes, "--class")
+    ids = parse_int_list(classes, "--class") if classes else list(range(model.num_classes))
     labels = check_labels([ids[i % len(ids)] for i in range(num)], model.num_classes)
     kwargs = dict(cfg=cfg, top_k=parse_number_list(top_k, "--top-k", int), top_p=top_p,
                   temperature=parse_number_list(temperature, "--temperature"))
@@ -101,7 +101,7 @@ def _sample_student(student_ref, teacher_ref, steps, classes, num, seed, batch_s
 
     st = load_student(student_ref, teacher=teacher_ref, weights_dir=weights_dir, device=device)
     st.schedule(steps)  # a bad --steps is an error before any work
-    ids = parse_int_list(classes, "--class")
+    ids = parse_int_list(classes, "--class") if classes else list(range(st.num_classes))
     labels = check_labels([ids[i % len(ids)] for i in range(num)], st.num_classes)
     images, tokens = [], []
     for start in range(0, num, batch_size):
