@@ -23,13 +23,19 @@ def test_builtin_loads_by_name_and_samples(name):
     card = json.loads((PACKAGE_WEIGHTS / name / "model.json").read_text())
     assert card["family"] == family and card["tokens_per_image"] == tokens and card["image_size"] == 32
     m = card["metrics"]
-    assert m["samples"]["class_accuracy"] >= 0.0 and m["reconstructions"]["fid"] > 0  # measured, not placeholders
+    assert m["num"] == 1000 and all(0 < m[w]["fid"] < 100 and 0 < m[w]["class_accuracy"] <= 1 for w in ("samples", "reconstructions"))
     teacher = ardistill.load_teacher(name)
     labels = torch.tensor([0, 11])
     tokens_out = teacher.sample(labels, seed=0)
     assert tokens_out.shape == (2, tokens) and torch.equal(tokens_out, teacher.sample(labels, seed=0))
     images = teacher.decode(tokens_out)
     assert images.shape == (2, 3, 32, 32) and 0 <= images.min() and images.max() <= 1
+
+
+def test_the_small_var_teacher_is_measurably_worse():
+    """CoDe needs a refiner that is worse than its drafter: the cards' measured sample quality says so."""
+    l, s = (json.loads((PACKAGE_WEIGHTS / n / "model.json").read_text())["metrics"]["samples"] for n in ("var-toy-l", "var-toy-s"))
+    assert s["fid"] > l["fid"] * 1.2 and s["class_accuracy"] < l["class_accuracy"]
 
 
 def test_the_var_pair_shares_one_tokenizer_file():
