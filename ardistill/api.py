@@ -9,6 +9,7 @@ import torch
 
 from ardistill.errors import ArdistillError, CheckpointError
 from ardistill.registry import checkpoint_guessers, family_loader, get_model_spec, list_models
+from ardistill.sampling.fast import parse_dtype
 from ardistill.teachers.base import Teacher
 
 
@@ -18,9 +19,11 @@ def load_teacher(
     vae: str | os.PathLike | None = None,
     weights_dir: str | os.PathLike | None = None,
     device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | str = torch.float32,
     random_init: bool = False,
     seed: int = 0,
+    fast: bool = False,
+    compile: bool | str | None = None,
 ) -> Teacher:
     """Load a teacher by registered name (``"var-d16"``, ``"llamagen-b"``, ...) or from a checkpoint file.
 
@@ -32,6 +35,11 @@ def load_teacher(
         weights_dir: folder with official weight files (default ``$ARDISTILL_HOME`` or ``~/.cache/ardistill``).
         random_init: build with the official initialisation scheme and no file (tests, benchmarks).
         seed: seed of the random initialisation.
+        dtype: float32 (exact, default), bfloat16 or float16 (a string "fp32" / "bf16" / "fp16" works too): the
+            transformer's matrices and the tokenizer decoder are stored and run in that dtype.
+        fast: the fast sampling loops (fp32: same tokens as the reference at the same seed).
+        compile: torch.compile the per-step forward: True / "auto" ("reduce-overhead" = CUDA graphs on a GPU,
+            "default" on CPU) or a torch.compile mode. Implies fast.
     """
     spec, transformer_path = _resolve(name_or_path)
     if spec.kind != "teacher":
@@ -43,9 +51,11 @@ def load_teacher(
         vae_path=Path(vae) if vae is not None else None,
         weights_dir=weights_dir,
         device=torch.device(device),
-        dtype=dtype,
+        dtype=parse_dtype(dtype),
         random_init=random_init,
         seed=seed,
+        fast=fast,
+        compile=compile,
     )
 
 
@@ -79,14 +89,15 @@ def load_evaluator(path: str | os.PathLike | None = None, *, device: str | torch
 
 
 def load_student(name_or_path: str | os.PathLike, *, teacher=None, weights_dir: str | os.PathLike | None = None,
-                 device: str | torch.device | None = None):
+                 device: str | torch.device | None = None, dtype: torch.dtype | str | None = None):
     """A Distilled Decoding student: a folder made by `ardistill train` (student.json + student.safetensors) or an
     official release name (`dd-var-d16`, `dd-llamagen-l`, ...). `teacher`: a Teacher or a name (default: the
     student's own teacher). `.sample(labels, steps=1, noise=None, seed=None, return_embeddings=False)` → tokens [B, L].
+    dtype: the student's compute dtype, "fp32" / "bf16" / "fp16" (default: the teacher's).
     """
     from ardistill.methods.dd.student import load_student as _load
 
-    return _load(name_or_path, teacher=teacher, weights_dir=weights_dir, device=device)
+    return _load(name_or_path, teacher=teacher, weights_dir=weights_dir, device=device, dtype=dtype)
 
 
 __all__ = ["load_teacher", "list_models", "load_evaluator", "load_student"]

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ardistill.models.llamagen.gpt import LlamaGenGPT
+from ardistill.sampling.fast import FastOptions, compiled
 
 # (sampling logits [B, 1, V] after CFG / temperature / top-k / top-p, token index, its position) → tokens [B, 1] int64
 ChooseTokens = Callable[[torch.Tensor, int, range], torch.Tensor]
@@ -39,13 +40,13 @@ def filter_top_k_top_p_(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0
     """
     if top_k > 0:
         k = min(max(top_k, 1), logits.size(-1))
-        logits[logits < torch.topk(logits, k)[0][..., -1, None]] = -float("inf")
+        logits.masked_fill_(logits < torch.topk(logits, k)[0][..., -1, None], -float("inf"))
     if top_p < 1.0:
         sorted_logits, sorted_idx = torch.sort(logits, descending=True)
         remove = torch.cumsum(F.softmax(sorted_logits, dim=-1), dim=-1) > top_p
         remove[..., 1:] = remove[..., :-1].clone()
         remove[..., 0] = False
-        logits[remove.scatter(1, sorted_idx, remove)] = -float("inf")
+        logits.masked_fill_(remove.scatter(1, sorted_idx, remove), -float("inf"))
     return logits
 
 
@@ -144,39 +145,58 @@ def start_llamagen_sampling(gpt: LlamaGenGPT, labels: torch.Tensor, *, cfg: floa
     return state
 
 
+def _decode_step(gpt: LlamaGenGPT, options: FastOptions | None) -> Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]:
+    """(input_pos [1], tokens [B, 1], position) → logits [B, 1, V] for the execution `options` ask for."""
+    if options is None or options.reference:
+        def reference(input_pos, x, _pos):
+            with sdpa_kernel([SDPBackend.MATH]):  # the official decode loop forces the math kernel
+                return gpt.forward_cached(input_pos, tokens=x)
+        return reference
+    if options.compile is not None:  # static shapes (whole masked cache) → one graph, CUDA-graph capturable
+        fn = compiled(gpt, "llamagen-decode", gpt.forward_cached, options.compile)
+        return lambda input_pos, x, _pos: fn(input_pos, tokens=x)
+    return lambda input_pos, x, pos: gpt.decode_step_fast(input_pos, x, pos + 1)
+
+
 @torch.no_grad()
 def run_llamagen_steps(gpt: LlamaGenGPT, state: LlamaGenSamplingState, *, temperature: float = 1.0, top_k: int = 0,
-                       top_p: float = 1.0, stop: int | None = None, choose_tokens: ChooseTokens | None = None) -> LlamaGenSamplingState:
+                       top_p: float = 1.0, stop: int | None = None, choose_tokens: ChooseTokens | None = None,
+                       options: FastOptions | None = None) -> LlamaGenSamplingState:
     """Decode tokens [state.num_tokens, stop) (default: to L) with cached forwards; the state is updated in place.
 
-    choose_tokens: replaces the multinomial draw (see `choose_next_token`)."""
+    choose_tokens: replaces the multinomial draw (see `choose_next_token`). options: the execution (default: the
+    reference; see `ardistill.sampling.fast`)."""
     stop = gpt.config.block_size if stop is None else stop
     device = state.labels.device
+    step = _decode_step(gpt, options)
+    fast = options is not None and not options.reference
+    positions = torch.arange(gpt.max_positions, device=device, dtype=torch.int) if fast else None
     while state.num_tokens < stop:
         i = state.num_tokens - 1  # the official decode-step counter
         if state.cfg_interval > -1 and i > state.cfg_interval:
             state.cfg_active = False
         x = state.tokens[-1]
-        input_pos = torch.tensor([gpt.cls_token_num + i], device=device, dtype=torch.int)
-        with sdpa_kernel([SDPBackend.MATH]):
-            if state.guided:
-                logits = gpt.forward_cached(input_pos, tokens=torch.cat([x, x]))
-                logits = apply_cfg(logits, state.cfg) if state.cfg_active else torch.split(logits, len(logits) // 2)[0]
-            else:
-                logits = gpt.forward_cached(input_pos, tokens=x)
-            nxt = choose_next_token(logits, state, temperature=temperature, top_k=top_k, top_p=top_p, choose_tokens=choose_tokens)
+        pos = gpt.cls_token_num + i
+        input_pos = positions[pos : pos + 1] if fast else torch.tensor([pos], device=device, dtype=torch.int)
+        if state.guided:
+            logits = step(input_pos, torch.cat([x, x]), pos)
+            logits = apply_cfg(logits, state.cfg) if state.cfg_active else torch.split(logits, len(logits) // 2)[0]
+        else:
+            logits = step(input_pos, x, pos)
+        nxt = choose_next_token(logits, state, temperature=temperature, top_k=top_k, top_p=top_p, choose_tokens=choose_tokens)
         state.tokens.append(nxt.view(-1, 1))
     return state
 
 
 @torch.no_grad()
 def sample_llamagen(gpt: LlamaGenGPT, labels: torch.Tensor, *, cfg: float = 1.0, cfg_interval: int = -1, temperature: float = 1.0,
-                    top_k: int = 0, top_p: float = 1.0, seed: int | None = None) -> torch.Tensor:
-    """Class labels [B] → tokens [B, L] int64 (raster order), the official `generate` stream for `seed`."""
+                    top_k: int = 0, top_p: float = 1.0, seed: int | None = None, options: FastOptions | None = None) -> torch.Tensor:
+    """Class labels [B] → tokens [B, L] int64 (raster order), the official `generate` stream for `seed`
+    (options: the execution; the fp32 fast path gives the same tokens)."""
     kw = dict(temperature=temperature, top_k=top_k, top_p=top_p)
     try:
         state = start_llamagen_sampling(gpt, labels, cfg=cfg, cfg_interval=cfg_interval, seed=seed, **kw)
-        run_llamagen_steps(gpt, state, **kw)
+        run_llamagen_steps(gpt, state, options=options, **kw)
     finally:
         gpt.clear_caches()
     return state.all_tokens()

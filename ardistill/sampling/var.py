@@ -23,6 +23,7 @@ import torch
 from ardistill.errors import BadArgumentError
 from ardistill.models.var.transformer import VARTransformer
 from ardistill.models.var.vqvae import VQVAE
+from ardistill.sampling.fast import FastOptions, compiled
 
 PerScale = float | int | Sequence[float] | Sequence[int]
 # (sampling logits [B, l, V] after CFG / top-k / top-p / temperature, AR step, token positions) → tokens [B, l] int64
@@ -171,6 +172,7 @@ def run_var_scales(
     temperature: PerScale = 1.0,
     stop_scale: int | None = None,
     choose_tokens: ChooseTokens | None = None,
+    options: FastOptions | None = None,
 ) -> VARSamplingState:
     """Sample scales [state.scale, stop_scale) (default: to the end) with cached forwards of `transformer`.
 
@@ -178,6 +180,8 @@ def run_var_scales(
     choose_tokens: replaces the multinomial draw (the generator is then not used); it receives exactly the logits
     the draw would sample from, the scale index and the scale's global token positions (Distilled Decoding).
     The state is updated in place (f_hat too, as the official code does) and returned.
+    options: with a compile mode, each scale's forward runs a compiled graph (one per scale shape); the caller
+    enters the autocast context of a reduced dtype (see `sample_var`).
     """
     patch_nums = transformer.patch_nums
     SN = len(patch_nums)
@@ -185,9 +189,12 @@ def run_var_scales(
     top_ks = per_scale(top_k, SN, "top_k")
     temps = per_scale(temperature, SN, "temperature")
     B, Cvae = state.batch_size, vae.quantize.Cvae
+    forward_step = transformer.forward_step
+    if options is not None and options.compile is not None:
+        forward_step = compiled(transformer, "var-step", transformer.forward_step, options.compile)
     for si in range(state.scale, stop):
         pn = patch_nums[si]
-        logits = transformer.forward_step(state.next_input, state.cond, state.cache_pos)  # [2B, pn², V]
+        logits = forward_step(state.next_input, state.cond, state.cache_pos)  # [2B, pn², V]
         state.cache_pos += pn * pn
         logits = apply_cfg(logits, guidance_at_scale(cfg, si, SN))
         if choose_tokens is None:
@@ -223,15 +230,19 @@ def sample_var(
     seed: int | None = None,
     autocast_dtype: torch.dtype | None = None,
     batch_size: int | None = None,
+    options: FastOptions | None = None,
 ) -> torch.Tensor:
     """Class labels [B] (None: `batch_size` random classes from the same generator) → tokens [B, L] int64
-    (all scales, coarse to fine), the official sampler's stream."""
+    (all scales, coarse to fine), the official sampler's stream. autocast_dtype (or options.dtype): run under
+    autocast in that dtype; options: the execution (see `ardistill.sampling.fast`)."""
     device = transformer.head.weight.device
+    if autocast_dtype is None and options is not None:
+        autocast_dtype = options.dtype
     ctx = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype not in (None, torch.float32) else contextlib.nullcontext()
     try:
         with ctx:
             state = start_var_sampling(transformer, vae, labels, seed=seed, batch_size=batch_size)
-            run_var_scales(transformer, vae, state, cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature)
+            run_var_scales(transformer, vae, state, cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature, options=options)
     finally:
         transformer.clear_kv_cache()
     return state.all_tokens()

@@ -19,6 +19,7 @@ from ardistill.models.llamagen.config import GPTConfig
 from ardistill.models.llamagen.gpt import LlamaGenGPT
 from ardistill.models.llamagen.vq import VQModel
 from ardistill.registry import ModelSpec, find_weight_file
+from ardistill.sampling.fast import lower_precision_, make_fast_options
 from ardistill.sampling.llamagen import sample_llamagen
 from ardistill.teachers.base import PerScale, SamplingSettings, check_labels, check_sampling, merge_sampling
 
@@ -37,10 +38,19 @@ class LlamaGenTeacher:
 
     family = "llamagen"
 
-    def __init__(self, name: str, gpt: LlamaGenGPT, vq: VQModel, *, default_sampling: SamplingSettings | None = None):
+    def __init__(self, name: str, gpt: LlamaGenGPT, vq: VQModel, *, default_sampling: SamplingSettings | None = None,
+                 dtype: torch.dtype = torch.float32, fast: bool = False, compile: bool | str | None = None):
         self.name = name
         self.gpt = gpt.eval().requires_grad_(False)
         self.vq = vq.eval().requires_grad_(False)
+        # The whole GPT in dtype (the official `--precision`: KV cache follows, RoPE and logits stay fp32); the
+        # tokenizer decoder too (channels-last), the encoder and quantiser stay fp32.
+        self.options = make_fast_options(fast=fast, compile=compile, dtype=dtype, device=self.device)
+        self.dtype = self.options.dtype
+        if self.dtype != torch.float32:
+            self.gpt.to(self.dtype)
+            lower_precision_(self.vq.decoder, self.dtype)
+            lower_precision_(self.vq.post_quant_conv, self.dtype)
         cfg: GPTConfig = gpt.config
         if vq.config.codebook_size != cfg.vocab_size:
             raise BadArgumentError(f"tokenizer has {vq.config.codebook_size} codes but the GPT predicts {cfg.vocab_size}")
@@ -111,7 +121,7 @@ class LlamaGenTeacher:
         labels = check_labels(labels, self.num_classes, device=self.device)
         top_p_official = 1.0 if s.top_p in (0.0, 1.0) else float(s.top_p)
         return sample_llamagen(self.gpt, labels, cfg=float(s.cfg), cfg_interval=int(cfg_interval), temperature=float(_scalar(s.temperature, "temperature")),
-                               top_k=int(_scalar(s.top_k, "top_k")), top_p=top_p_official, seed=seed).long()
+                               top_k=int(_scalar(s.top_k, "top_k")), top_p=top_p_official, seed=seed, options=self.options).long()
 
     @torch.no_grad()
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -170,11 +180,14 @@ def load_llamagen_teacher(
     dtype: torch.dtype = torch.float32,
     random_init: bool = False,
     seed: int = 0,
+    fast: bool = False,
+    compile: bool | str | None = None,
 ) -> LlamaGenTeacher:
     """Build a LlamaGenTeacher for a registered spec: from the official files (strict), or randomly initialised.
 
     dtype: the GPT's dtype (bf16/fp16 as the official `--precision`; the KV cache follows it, logits stay fp32);
-    the tokenizer always runs in fp32. random_init: the official GPT initialisation (N(0, 0.02), zero head) drawn
+    the tokenizer decoder follows it (the encoder and quantiser stay fp32). fast / compile: the execution
+    (`ardistill.sampling.fast`). random_init: the official GPT initialisation (N(0, 0.02), zero head) drawn
     from a generator seeded with `seed`, and the tokenizer's PyTorch-default initialisation under the same seed.
     """
     device = torch.device(device)
@@ -197,9 +210,8 @@ def load_llamagen_teacher(
         v_path = Path(vae_path) if vae_path is not None else _find_tokenizer(spec, Path(transformer_path) if transformer_path else None, weights_dir)
         gpt = load_llamagen_gpt(t_path, config, device=device)
         vq = load_vq_model(v_path, config.vq, device=device)
-    gpt = gpt.to(dtype)
     defaults = SamplingSettings(**spec.sampling_defaults) if spec.sampling_defaults else None
-    return LlamaGenTeacher(spec.name, gpt, vq, default_sampling=defaults)
+    return LlamaGenTeacher(spec.name, gpt, vq, default_sampling=defaults, dtype=dtype, fast=fast, compile=compile)
 
 
 __all__ = ["LlamaGenTeacher", "load_llamagen_teacher"]

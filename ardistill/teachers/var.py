@@ -6,7 +6,6 @@ scale. Images are [B, 3, H, W] in [0, 1].
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from ardistill.models.var.config import VARConfig
 from ardistill.models.var.transformer import VARTransformer
 from ardistill.models.var.vqvae import VQVAE
 from ardistill.registry import ModelSpec, find_weight_file
+from ardistill.sampling.fast import autocast, cast_matrices_, lower_precision_, make_fast_options
 from ardistill.sampling.var import sample_var
 from ardistill.teachers.base import PerScale, SamplingSettings, check_labels, check_sampling, merge_sampling
 
@@ -28,11 +28,18 @@ class VARTeacher:
     family = "var"
 
     def __init__(self, name: str, transformer: VARTransformer, vae: VQVAE, *, default_sampling: SamplingSettings | None = None,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, fast: bool = False, compile: bool | str | None = None):
         self.name = name
         self.transformer = transformer.eval().requires_grad_(False)
         self.vae = vae.eval().requires_grad_(False)
-        self.dtype = dtype  # compute dtype: fp32 exact; bf16/fp16 run under autocast as the official demos do
+        # fp32: exact. bf16/fp16: the transformer's matrices and the tokenizer decoder are stored in that dtype and
+        # run under autocast (as the official demos' autocast, without re-casting fp32 weights at every call).
+        self.options = make_fast_options(fast=fast, compile=compile, dtype=dtype, device=self.device)
+        self.dtype = self.options.dtype
+        if self.dtype != torch.float32:
+            cast_matrices_(self.transformer, self.dtype, skip=("word_embed",))  # word_embed also runs outside autocast
+            lower_precision_(self.vae.decoder, self.dtype)
+            lower_precision_(self.vae.post_quant_conv, self.dtype)
         cfg: VARConfig = transformer.config
         self.patch_nums = tuple(cfg.patch_nums)
         if tuple(vae.patch_nums) != self.patch_nums:
@@ -62,9 +69,7 @@ class VARTeacher:
         return sum(p.numel() for p in self.transformer.parameters())
 
     def _autocast(self):
-        if self.dtype == torch.float32:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
+        return autocast(self.device, self.dtype)
 
     def split_scales(self, tokens: torch.Tensor) -> list[torch.Tensor]:
         """[B, L] → per-scale [B, pn²] views."""
@@ -110,7 +115,7 @@ class VARTeacher:
         check_sampling(s, vocab_size=self.vocab_size, steps=self.num_scales)
         labels = check_labels(labels, self.num_classes, device=self.device)
         return sample_var(self.transformer, self.vae, labels, cfg=float(s.cfg), top_k=s.top_k, top_p=float(s.top_p),
-                          temperature=s.temperature, seed=seed, autocast_dtype=self.dtype)
+                          temperature=s.temperature, seed=seed, options=self.options)
 
     @torch.no_grad()
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -165,13 +170,15 @@ def load_var_teacher(
     dtype: torch.dtype = torch.float32,
     random_init: bool = False,
     seed: int = 0,
+    fast: bool = False,
+    compile: bool | str | None = None,
 ) -> VARTeacher:
     """Build a VARTeacher for a registered spec: from the official files (strict), or randomly initialised.
 
     Files: `transformer_path` / `vae_path` when given, else the registered file names in `weights_dir`
     ($ARDISTILL_HOME, ~/.cache/ardistill); a tokenizer next to an explicit transformer file is preferred.
     random_init: the official initialisation scheme for the transformer and PyTorch defaults for the VQVAE,
-    both seeded with `seed`; no files are read.
+    both seeded with `seed`; no files are read. dtype / fast / compile: the execution (`ardistill.sampling.fast`).
     """
     device = torch.device(device)
     config: VARConfig = spec.config
@@ -189,7 +196,7 @@ def load_var_teacher(
         transformer = load_var_transformer(t_path, config, device=device)
         vae = load_vqvae(v_path, config.vae, device=device)
     defaults = SamplingSettings(**spec.sampling_defaults) if spec.sampling_defaults else None
-    return VARTeacher(spec.name, transformer, vae, default_sampling=defaults, dtype=dtype)
+    return VARTeacher(spec.name, transformer, vae, default_sampling=defaults, dtype=dtype, fast=fast, compile=compile)
 
 
 __all__ = ["VARTeacher", "load_var_teacher"]

@@ -17,12 +17,12 @@ own reference run. The official code only accepts 1 ≤ N ≤ K−1; both ends a
 
 from __future__ import annotations
 
-import contextlib
 
 import torch
 
 from ardistill.errors import BadArgumentError
 from ardistill.models.var.transformer import KVCache
+from ardistill.sampling.fast import autocast
 from ardistill.sampling.var import (
     PerScale, VARSamplingState, apply_cfg, guidance_at_scale, make_generator, per_scale, run_var_scales, sample_from_logits,
     start_var_sampling,
@@ -121,9 +121,7 @@ class CoDe:
         return self.drafter.device
 
     def _autocast(self, teacher: VARTeacher):
-        if teacher.dtype == torch.float32:
-            return contextlib.nullcontext()
-        return torch.autocast(teacher.device.type, dtype=teacher.dtype)
+        return autocast(teacher.device, teacher.dtype)
 
     def check_draft_steps(self, draft_steps: int) -> int:
         if isinstance(draft_steps, bool) or int(draft_steps) != draft_steps or not 0 <= draft_steps <= self.num_scales:
@@ -156,12 +154,12 @@ class CoDe:
                     if N < SN:  # the drafter only ever holds scales [0, N) (the official cache grows to that length)
                         install_kv_cache(d.transformer, 2 * labels.shape[0], d.transformer.scale_slices[N - 1][1])
                     state = start_var_sampling(d.transformer, d.vae, labels, seed=seed)
-                    run_var_scales(d.transformer, d.vae, state, stop_scale=N, **kw)
+                    run_var_scales(d.transformer, d.vae, state, stop_scale=N, options=getattr(d, "options", None), **kw)
             d.transformer.clear_kv_cache()  # free the drafter's cache before the refiner allocates its own
             if N < SN:
                 with self._autocast(r):
                     state = refine_from_draft(r.transformer, r.vae, state, seed=seed, **kw)
-                    run_var_scales(r.transformer, r.vae, state, **kw)
+                    run_var_scales(r.transformer, r.vae, state, options=getattr(r, "options", None), **kw)
         finally:
             d.transformer.clear_kv_cache()
             r.transformer.clear_kv_cache()

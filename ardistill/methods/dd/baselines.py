@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from ardistill.errors import BadArgumentError
+from ardistill.sampling.fast import autocast
 
 
 @dataclass
@@ -95,9 +96,10 @@ def var_skip_sample(teacher, labels: torch.Tensor, *, skip: int, seed: int | Non
     labels = labels.to(teacher.device).long()
     B, Cvae = labels.shape[0], vae.quantize.Cvae
     try:
-        state = start_var_sampling(T, vae, labels, seed=seed)
-        run_var_scales(T, vae, state, cfg=float(s.cfg), top_k=s.top_k, top_p=float(s.top_p), temperature=s.temperature,
-                       stop_scale=SN - skip)
+        with autocast(teacher.device, getattr(teacher, "dtype", torch.float32)):
+            state = start_var_sampling(T, vae, labels, seed=seed)
+            run_var_scales(T, vae, state, cfg=float(s.cfg), top_k=s.top_k, top_p=float(s.top_p), temperature=s.temperature,
+                           stop_scale=SN - skip, options=getattr(teacher, "options", None))
     finally:
         T.clear_kv_cache()
     feats = list(state.next_features)  # the exact inputs of scales 1 … SN − skip
@@ -136,7 +138,7 @@ def llamagen_skip_sample(teacher, labels: torch.Tensor, marginals: TokenMarginal
     kw = dict(temperature=float(s.temperature), top_k=int(s.top_k), top_p=1.0 if s.top_p in (0.0, 1.0) else float(s.top_p))
     try:
         state = start_llamagen_sampling(gpt, labels, cfg=float(s.cfg), seed=seed, **kw)
-        run_llamagen_steps(gpt, state, stop=L - skip, **kw)
+        run_llamagen_steps(gpt, state, stop=L - skip, options=getattr(teacher, "options", None), **kw)
     finally:
         gpt.clear_caches()
     rest = marginals.sample(labels, range(L - skip, L), generator=_cpu_generator(None if seed is None else seed + 1))

@@ -16,6 +16,7 @@ import torch
 from ardistill.configs import config_from_dict, config_to_dict
 from ardistill.errors import ArdistillError, BadArgumentError
 from ardistill.models.dd.config import DDStudentConfig
+from ardistill.sampling.fast import autocast, cast_matrices_, parse_dtype
 from ardistill.teachers.base import check_labels, merge_sampling
 
 STUDENT_WEIGHTS = "student.safetensors"
@@ -37,10 +38,16 @@ def teacher_architecture(teacher):
 class Student:
     """A DD student bound to its teacher (for the codebook, decoding and teacher-involved sampling)."""
 
-    def __init__(self, model: torch.nn.Module, teacher, config: DDStudentConfig, *, name: str = "student"):
+    def __init__(self, model: torch.nn.Module, teacher, config: DDStudentConfig, *, name: str = "student",
+                 dtype: torch.dtype = torch.float32):
         if teacher.family != config.family:
             raise ArdistillError(f"{name} is a {config.family} student; teacher {teacher.name} is {teacher.family}")
         self.model = model.eval()
+        # bf16/fp16: the student's matrices are stored in that dtype and run under autocast (word_embed also runs
+        # outside autocast and stays fp32); outputs, the codebook and nearest-code lookups stay fp32.
+        self.dtype = dtype
+        if dtype != torch.float32:
+            cast_matrices_(self.model, dtype, skip=("word_embed",))
         self.teacher = teacher
         self.config = config
         self.name = name
@@ -85,7 +92,9 @@ class Student:
         Returns (embeddings [B, L, C], tokens [B, L]; continuous positions carry their nearest code)."""
         m, ms = self.data_tokens(t), self.data_tokens(split)
         x_t = torch.cat((x[:, :m], noise[:, m:]), dim=1)
-        cont, logits = self.model(labels, x_t, torch.full_like(labels, t))
+        with autocast(self.device, self.dtype):
+            cont, logits = self.model(labels, x_t, torch.full_like(labels, t))
+        cont, logits = cont.float(), logits.float()
         greedy = logits.argmax(-1)
         out_tokens = torch.where(torch.arange(x.shape[1], device=x.device) < ms, greedy, nearest_codes(cont, self.codebook))
         out = torch.cat((self.codebook[greedy[:, :ms]], cont[:, ms:]), dim=1)
@@ -148,7 +157,7 @@ class Student:
                 return labels.new_zeros(labels.shape[0], 0)
             try:
                 state = start_llamagen_sampling(gpt, labels, cfg=float(s.cfg), seed=seed, prefix=prefix, **kw)
-                run_llamagen_steps(gpt, state, stop=stop, **kw)
+                run_llamagen_steps(gpt, state, stop=stop, options=getattr(self.teacher, "options", None), **kw)
             finally:
                 gpt.clear_caches()
             return state.all_tokens()[:, :stop]
@@ -164,8 +173,9 @@ class Student:
             return torch.multinomial(probs.view(-1, probs.shape[-1]), 1, generator=state.generator).view(probs.shape[:2])
 
         try:
-            run_var_scales(tr, vae, state, cfg=float(s.cfg), top_k=s.top_k, top_p=float(s.top_p),
-                           temperature=s.temperature, stop_scale=stop, choose_tokens=choose)
+            with autocast(self.teacher.device, getattr(self.teacher, "dtype", torch.float32)):
+                run_var_scales(tr, vae, state, cfg=float(s.cfg), top_k=s.top_k, top_p=float(s.top_p), temperature=s.temperature,
+                               stop_scale=stop, choose_tokens=choose, options=getattr(self.teacher, "options", None))
         finally:
             tr.clear_kv_cache()
         return state.all_tokens() if state.tokens else labels.new_zeros(labels.shape[0], 0)
@@ -190,9 +200,10 @@ def _same_architecture(teacher, card: dict) -> bool:
 
 
 def load_student(name_or_path: str | os.PathLike, *, teacher=None, weights_dir: str | os.PathLike | None = None,
-                 device: str | torch.device | None = None) -> Student:
+                 device: str | torch.device | None = None, dtype: torch.dtype | str | None = None) -> Student:
     """A student folder (student.json + student.safetensors), an official release name (`dd-var-d16`, ...) or an
-    official release file. `teacher`: a Teacher or a teacher name (default: the one the student was made for)."""
+    official release file. `teacher`: a Teacher or a teacher name (default: the one the student was made for).
+    dtype: the student's compute dtype (default: the teacher's; a teacher loaded by name here gets it too)."""
     from ardistill.api import load_teacher
     from ardistill.models.dd.checkpoint import load_official_student, load_student_file
     from ardistill.registry import find_weight_file, get_model_spec
@@ -212,12 +223,12 @@ def load_student(name_or_path: str | os.PathLike, *, teacher=None, weights_dir: 
         config, card, official, name = spec.config, None, True, spec.name
         weights = find_weight_file(spec, "student", weights_dir)
     if teacher is None or isinstance(teacher, (str, os.PathLike)):
-        teacher = load_teacher(teacher or config.teacher, weights_dir=weights_dir, device=device or "cpu")
+        teacher = load_teacher(teacher or config.teacher, weights_dir=weights_dir, device=device or "cpu", dtype=parse_dtype(dtype))
     if card is not None and not _same_architecture(teacher, card):
         raise ArdistillError(f"{name} was trained for {card['teacher']}; teacher {teacher.name} has a different architecture")
     load = load_official_student if official else load_student_file
     model = load(weights, config.family, teacher_architecture(teacher), device=device or teacher.device)
-    return Student(model, teacher, config, name=name)
+    return Student(model, teacher, config, name=name, dtype=parse_dtype(dtype) if dtype is not None else getattr(teacher, "dtype", torch.float32))
 
 
 __all__ = ["Student", "load_student", "nearest_codes", "teacher_architecture", "STUDENT_WEIGHTS", "STUDENT_CARD"]

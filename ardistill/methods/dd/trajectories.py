@@ -31,6 +31,7 @@ from ardistill.errors import BadArgumentError
 from ardistill.io import sha256_tensors
 from ardistill.methods.dd.flow import FlowMapConfig, flow_map_tokens
 from ardistill.methods.dd.noise import trajectory_labels, trajectory_noise
+from ardistill.sampling.fast import autocast
 from ardistill.shards import ShardedDataset
 from ardistill.teachers.base import check_sampling, merge_sampling
 
@@ -132,8 +133,7 @@ def _sync(device: torch.device) -> None:
 
 
 def _autocast(teacher):
-    dtype = getattr(teacher, "dtype", torch.float32)
-    return contextlib.nullcontext() if dtype == torch.float32 else torch.autocast(teacher.device.type, dtype=dtype)
+    return autocast(teacher.device, getattr(teacher, "dtype", torch.float32))
 
 
 @torch.no_grad()
@@ -146,7 +146,8 @@ def teacher_flow_tokens(teacher, labels: torch.Tensor, noise: torch.Tensor, samp
             with _autocast(teacher):
                 state = start_var_sampling(teacher.transformer, teacher.vae, labels)
                 run_var_scales(teacher.transformer, teacher.vae, state, cfg=float(sampling["cfg"]), top_k=sampling["top_k"],
-                               top_p=float(sampling["top_p"]), temperature=sampling["temperature"], choose_tokens=chooser)
+                               top_p=float(sampling["top_p"]), temperature=sampling["temperature"], choose_tokens=chooser,
+                               options=getattr(teacher, "options", None))
         finally:
             teacher.transformer.clear_kv_cache()
         return state.all_tokens()
@@ -155,7 +156,7 @@ def teacher_flow_tokens(teacher, labels: torch.Tensor, noise: torch.Tensor, samp
     kw = dict(temperature=sampling["temperature"], top_k=sampling["top_k"], top_p=sampling["top_p"], choose_tokens=chooser)
     try:
         state = start_llamagen_sampling(teacher.gpt, labels, cfg=sampling["cfg"], cfg_interval=sampling["cfg_interval"], **kw)
-        run_llamagen_steps(teacher.gpt, state, **kw)
+        run_llamagen_steps(teacher.gpt, state, options=getattr(teacher, "options", None), **kw)
     finally:
         teacher.gpt.clear_caches()
     return state.all_tokens()

@@ -74,12 +74,14 @@ class FeedForward(nn.Module):
         return self.ffn_dropout(self.w2(F.silu(self.w1(x)) * self.w3(x)))
 
 
-class KVCache:
-    """Pre-allocated keys/values of one layer, [B_max, H, S, hd] each (plain tensors: never in the state dict)."""
+class KVCache(nn.Module):
+    """Pre-allocated keys/values of one layer, [B_max, H, S, hd] each. Non-persistent buffers: never in the state
+    dict, and static (fixed-address) tensors for torch.compile / CUDA graphs, which update them in place."""
 
     def __init__(self, batch: int, length: int, heads: int, head_dim: int, dtype: torch.dtype, device):
-        self.k = torch.zeros(batch, heads, length, head_dim, dtype=dtype, device=device)
-        self.v = torch.zeros(batch, heads, length, head_dim, dtype=dtype, device=device)
+        super().__init__()
+        self.register_buffer("k", torch.zeros(batch, heads, length, head_dim, dtype=dtype, device=device), persistent=False)
+        self.register_buffer("v", torch.zeros(batch, heads, length, head_dim, dtype=dtype, device=device), persistent=False)
 
     def update(self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Write k, v [B, H, T, hd] at `input_pos` [T]; return the whole cache."""
@@ -98,8 +100,11 @@ class Attention(nn.Module):
         self.resid_dropout = nn.Dropout(cfg.resid_dropout_p)
         self.kv_cache: KVCache | None = None
 
-    def forward(self, x: torch.Tensor, rope: torch.Tensor, input_pos: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor:
-        """x [B, T, D] → [B, T, D]. With mask (cached inference) k/v go to the cache and queries attend over it."""
+    def forward(self, x: torch.Tensor, rope: torch.Tensor, input_pos: torch.Tensor | None, mask: torch.Tensor | None,
+                attend_len: int | None = None) -> torch.Tensor:
+        """x [B, T, D] → [B, T, D]. With mask (cached inference) k/v go to the cache and queries attend over all of
+        it through the mask. With attend_len (fast decode, T = 1) k/v go to the cache and the query attends over
+        cache positions [0, attend_len) without a mask — the same keys the mask would leave."""
         B, T, _ = x.shape
         kv = self.n_kv_head * self.head_dim
         q, k, v = self.wqkv(x).split([self.dim, kv, kv], dim=-1)
@@ -107,14 +112,16 @@ class Attention(nn.Module):
         k = apply_rope(k.view(B, T, self.n_kv_head, self.head_dim), rope)
         v = v.view(B, T, self.n_kv_head, self.head_dim)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
-        if mask is not None:
+        if mask is not None or attend_len is not None:
             if self.kv_cache is None:
                 raise RuntimeError("KV cache not set up: call LlamaGenGPT.setup_caches first")
             k, v = self.kv_cache.update(input_pos, k, v)
+            if attend_len is not None:
+                k, v = k[:, :, :attend_len], v[:, :, :attend_len]
         if self.n_kv_head != self.n_head:
             k = k.repeat_interleave(self.n_head // self.n_kv_head, dim=1)
             v = v.repeat_interleave(self.n_head // self.n_kv_head, dim=1)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None,
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None and attend_len is None,
                                              dropout_p=self.attn_dropout_p if self.training else 0.0)
         return self.resid_dropout(self.wo(out.transpose(1, 2).contiguous().view(B, T, self.dim)))
 
@@ -127,8 +134,8 @@ class TransformerBlock(nn.Module):
         self.attention_norm = RMSNorm(cfg.dim, eps=cfg.norm_eps)
         self.ffn_norm = RMSNorm(cfg.dim, eps=cfg.norm_eps)
 
-    def forward(self, x, rope, input_pos, mask):
-        h = x + self.attention(self.attention_norm(x), rope, input_pos, mask)
+    def forward(self, x, rope, input_pos, mask, attend_len=None):
+        h = x + self.attention(self.attention_norm(x), rope, input_pos, mask, attend_len)
         return h + self.feed_forward(self.ffn_norm(h))
 
 
@@ -201,9 +208,10 @@ class LlamaGenGPT(nn.Module):
         self.causal_mask = self.cache_rope = None
 
     # ----------------------------------------------------------------------------------------------- forward
-    def _blocks(self, h: torch.Tensor, rope: torch.Tensor, input_pos: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor:
+    def _blocks(self, h: torch.Tensor, rope: torch.Tensor, input_pos: torch.Tensor | None, mask: torch.Tensor | None,
+                attend_len: int | None = None) -> torch.Tensor:
         for layer in self.layers:
-            h = layer(h, rope, input_pos, mask)
+            h = layer(h, rope, input_pos, mask, attend_len)
         return self.output(self.norm(h)).float()
 
     def forward(self, labels: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -229,6 +237,15 @@ class LlamaGenGPT(nn.Module):
                 h = torch.cat((h, self.tok_embeddings(tokens)), dim=1)
         mask = self.causal_mask[: h.shape[0], None, input_pos]
         return self._blocks(self.tok_dropout(h), self.cache_rope[input_pos], input_pos, mask)
+
+    def decode_step_fast(self, input_pos: torch.Tensor, tokens: torch.Tensor, attend_len: int) -> torch.Tensor:
+        """Fast decode of one token per row: tokens [B, 1] at input_pos [1] attend over the cache prefix
+        [0, attend_len = input_pos + 1) without a mask. Logits [B, 1, V] fp32 (equal to `forward_cached` up to the
+        summation order of the attention kernel)."""
+        if self.causal_mask is None:
+            raise RuntimeError("KV cache not set up: call setup_caches first")
+        h = self.tok_dropout(self.tok_embeddings(tokens))
+        return self._blocks(h, self.cache_rope[input_pos], input_pos, None, attend_len)
 
 
 __all__ = ["LlamaGenGPT", "rope_2d_table", "apply_rope", "find_multiple", "ffn_hidden_dim", "KVCache"]

@@ -218,8 +218,9 @@ class VQModel(nn.Module):
         return self.quantize.nearest_indices(self.quant_conv(self.encoder(images)))
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """Code vectors [B, C, h, w] (any values: codebook rows or continuous) → images [B, 3, h·f, w·f] ≈ [-1, 1]."""
-        return self.decoder(self.post_quant_conv(codes))
+        """Code vectors [B, C, h, w] (any values: codebook rows or continuous) → images [B, 3, h·f, w·f] ≈ [-1, 1]
+        (a decoder stored in bf16/fp16 runs in that dtype; the output follows it)."""
+        return self.decoder(self.post_quant_conv(codes.to(self.post_quant_conv.weight.dtype)))
 
     def decode_indices(self, indices: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         """Indices [B, h·w] → images [B, 3, h·f, w·f] ≈ [-1, 1] (official `decode_code`)."""

@@ -37,12 +37,14 @@ class DropPath(nn.Module):
         return x * mask.div_(keep)
 
 
-class KVCache:
-    """Pre-allocated keys and values of one attention layer: [2B, H, L_total, head_dim] each (not a buffer, never saved)."""
+class KVCache(nn.Module):
+    """Pre-allocated keys and values of one attention layer: [2B, H, L_total, head_dim] each. Non-persistent
+    buffers: never saved, and static tensors for torch.compile / CUDA graphs, which write them in place."""
 
     def __init__(self, batch: int, heads: int, length: int, head_dim: int, dtype: torch.dtype, device: torch.device):
-        self.k = torch.zeros(batch, heads, length, head_dim, dtype=dtype, device=device)
-        self.v = torch.zeros(batch, heads, length, head_dim, dtype=dtype, device=device)
+        super().__init__()
+        self.register_buffer("k", torch.zeros(batch, heads, length, head_dim, dtype=dtype, device=device), persistent=False)
+        self.register_buffer("v", torch.zeros(batch, heads, length, head_dim, dtype=dtype, device=device), persistent=False)
 
     def write(self, start: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store k, v [2B, H, l, hd] at positions [start, start + l); return all keys/values up to there."""

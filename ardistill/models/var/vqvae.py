@@ -351,5 +351,7 @@ class VQVAE(nn.Module):
         return f_hat
 
     def fhat_to_img(self, f_hat: torch.Tensor) -> torch.Tensor:
-        """f_hat [B, Cvae, h, w] → image [B, 3, H, W] clamped to [-1, 1]."""
-        return self.decoder(self.post_quant_conv(f_hat)).clamp_(-1, 1)
+        """f_hat [B, Cvae, h, w] → image [B, 3, H, W] fp32 clamped to [-1, 1] (a decoder stored in bf16/fp16 runs
+        in that dtype)."""
+        x = f_hat.to(self.post_quant_conv.weight.dtype)
+        return self.decoder(self.post_quant_conv(x)).float().clamp_(-1, 1)
