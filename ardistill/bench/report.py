@@ -72,7 +72,7 @@ def quality_table(quality: dict) -> str:
 
 
 def environment_line(env: dict) -> str:
-    return (f"device {env.get('device')} ({env.get('device_name')}), {env.get('dtype')}, {env.get('compile')}, "
+    return (f"device {env.get('device')} ({env.get('device_name')}), {env.get('sampler', 'reference')} sampler, {env.get('dtype')}, {env.get('compile')}, "
             f"CUDA graphs {'on' if env.get('cuda_graphs') else 'off'}, torch {env.get('torch')}, {env.get('threads')} threads, "
             f"commit {env.get('commit')}")
 

@@ -41,6 +41,8 @@ class BenchConfig:
     device: str = "cpu"
     dtype: torch.dtype = torch.float32
     seed: int = 0
+    fast: bool = False  # the fast sampling loops (see ardistill.sampling.fast)
+    compile: str | None = None  # torch.compile mode of the per-step forward
 
 
 def config_summary(cfg: BenchConfig) -> dict:
@@ -48,7 +50,7 @@ def config_summary(cfg: BenchConfig) -> dict:
     return {"teacher": cfg.teacher, "student": cfg.student, "dd_steps": list(cfg.dd_steps), "drafter": cfg.drafter,
             "refiner": cfg.refiner, "draft_steps": list(cfg.draft_steps), "baselines": list(cfg.baselines), "batch_sizes": list(cfg.speed.batch_sizes),
             "repeats": cfg.speed.repeats, "warmup": cfg.speed.warmup, "seed": cfg.seed, "random_init": cfg.random_init,
-            "device": cfg.device, "dtype": str(cfg.dtype).removeprefix("torch.")}
+            "device": cfg.device, "dtype": str(cfg.dtype).removeprefix("torch."), "fast": cfg.fast, "compile": cfg.compile}
 
 
 def config_from_summary(d: dict) -> BenchConfig:
@@ -58,7 +60,7 @@ def config_from_summary(d: dict) -> BenchConfig:
     return BenchConfig(teacher=d["teacher"], student=d.get("student"), dd_steps=tuple(d.get("dd_steps", (1, 2))),
                        drafter=d.get("drafter"), refiner=d.get("refiner"), draft_steps=tuple(d.get("draft_steps", ())),
                        baselines=tuple(d.get("baselines", ())), speed=speed, random_init=bool(d.get("random_init")), device=d.get("device", "cpu"),
-                       dtype=dtypes[d.get("dtype", "float32")], seed=int(d["seed"]))
+                       dtype=dtypes[d.get("dtype", "float32")], seed=int(d["seed"]), fast=bool(d.get("fast", False)), compile=d.get("compile"))
 
 
 class Progress:
@@ -81,7 +83,8 @@ def load_models(cfg: BenchConfig):
     for name in dict.fromkeys(names):
         if cfg.random_init:
             ensure_benchable(name)
-        models[name] = load_teacher(name, weights_dir=cfg.weights_dir, device=cfg.device, dtype=cfg.dtype, random_init=cfg.random_init)
+        models[name] = load_teacher(name, weights_dir=cfg.weights_dir, device=cfg.device, dtype=cfg.dtype, random_init=cfg.random_init,
+                                    fast=cfg.fast, compile=cfg.compile)
     return models[cfg.teacher], models
 
 
@@ -130,7 +133,7 @@ def run_benchmark(cfg: BenchConfig, *, progress: Progress | None = None,
             raise BadArgumentError(f"batch sizes must be ≥ 1, got {b}")
     progress.start(f"speed of {len(methods)} methods (repeats × batch sizes)", len(cfg.speed.batch_sizes) * cfg.speed.repeats)
     rows = run_speed(methods, num_classes=teacher.num_classes, device=device, dtype=cfg.dtype, settings=cfg.speed,
-                     on_repeat=progress.advance)
+                     on_repeat=progress.advance, compile=cfg.compile, fast=cfg.fast)
     progress.done()
     grids, quality = {}, {}
     if on_grid is not None:
@@ -160,7 +163,7 @@ def run_benchmark(cfg: BenchConfig, *, progress: Progress | None = None,
         "teacher": teacher.name,
         "random_init": cfg.random_init,
         "note": note,
-        "environment": environment(device, cfg.dtype),
+        "environment": environment(device, cfg.dtype, compile=cfg.compile, fast=cfg.fast),
         "repeats": cfg.speed.repeats, "warmup": cfg.speed.warmup, "seed": cfg.seed,
         "methods": [{"name": m.name, "kind": m.kind, "x_value": m.x_value, "settings": m.settings} for m in methods],
         "speed": rows,

@@ -28,14 +28,15 @@ class SpeedSettings:
     seed: int = 0
 
 
-def environment(device: torch.device, dtype: torch.dtype) -> dict:
+def environment(device: torch.device, dtype: torch.dtype, *, compile: str | None = None, fast: bool = False) -> dict:
     """What every row must say about where and how it was measured."""
     return {
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "dtype": str(dtype).removeprefix("torch."),
-        "compile": "eager",  # no torch.compile
-        "cuda_graphs": False,
+        "compile": f"torch.compile {compile}" if compile else "eager",
+        "cuda_graphs": bool(compile) and "reduce-overhead" in compile and torch.device(device).type == "cuda",
+        "sampler": "fast" if fast or compile or dtype != torch.float32 else "reference",
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "commit": git_commit(),
@@ -128,10 +129,11 @@ def add_speedups(rows: list[dict], reference: str = "teacher") -> None:
 
 
 def run_speed(methods: Sequence[BenchMethod], *, num_classes: int, device: torch.device, dtype: torch.dtype,
-              settings: SpeedSettings, on_repeat: Callable[[], None] | None = None) -> list[dict]:
+              settings: SpeedSettings, on_repeat: Callable[[], None] | None = None, compile: str | None = None,
+              fast: bool = False) -> list[dict]:
     """Rows for every (method, batch size), each carrying the environment, with speed-ups against "teacher".
     `on_repeat()` is called after every interleaved repeat (len(batch_sizes) × repeats calls: a progress bar)."""
-    env = environment(device, dtype)
+    env = environment(device, dtype, compile=compile, fast=fast)
     rows = []
     with torch.no_grad():
         for batch in settings.batch_sizes:

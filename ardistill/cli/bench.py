@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ardistill.cli.common import DeviceOption, WeightsDirOption, console, parse_dtype, parse_int_list
+from ardistill.cli.common import CompileOption, DeviceOption, DtypeOption, FastOption, WeightsDirOption, console, parse_dtype, parse_int_list
 
 
 def _positive_ints(text: str, name: str) -> tuple[int, ...]:
@@ -43,7 +43,9 @@ def bench_command(
     random_init: bool = typer.Option(False, "--random-init", help="Random weights (speed only); toy names without built-in weights come from their recipes."),
     weights_dir: Optional[str] = WeightsDirOption,
     device: str = DeviceOption,
-    dtype: str = typer.Option("fp32", "--dtype", help="Compute dtype: fp32, bf16, fp16."),
+    dtype: str = DtypeOption,
+    fast: bool = FastOption,
+    compile: str = CompileOption,
     seed: int = typer.Option(0, "--seed", help="Sampler seed (quality chunk c uses seed + c)."),
 ) -> None:
     """Benchmark a teacher against DD students and CoDe pairs: latency, throughput, memory, speed-up, quality.
@@ -60,6 +62,7 @@ def bench_command(
     from ardistill.cli.common import out_path, resolve_device
     from ardistill.images import save_grid
     from ardistill.io import atomic_write_json
+    from ardistill.sampling.fast import resolve_compile
 
     baseline = checks.load_baseline(check) if check is not None else None
     if write_baseline is not None:
@@ -71,6 +74,7 @@ def bench_command(
         speed=SpeedSettings(batch_sizes=_positive_ints(batch_sizes, "--batch-sizes"), warmup=warmup, repeats=repeats, seed=seed),
         fid=fid, num_samples=num_samples, reference=reference, inception_weights=inception_weights, random_init=random_init,
         weights_dir=weights_dir, device=str(resolve_device(device)), dtype=parse_dtype(dtype), seed=seed,
+        fast=fast, compile=resolve_compile(compile, resolve_device(device)),
     )
     out.mkdir(parents=True, exist_ok=True)
 

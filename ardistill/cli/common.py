@@ -16,6 +16,9 @@ WeightsDirOption = typer.Option(
     None, "--weights-dir", envvar="ARDISTILL_HOME", help="Folder with official weight files [default: ~/.cache/ardistill].", show_envvar=True
 )
 DeviceOption = typer.Option("cpu", "--device", help="Torch device: cpu, cuda, cuda:1, ...")
+DtypeOption = typer.Option("fp32", "--dtype", help="fp32 (exact, the official numbers), bf16 or fp16 (GPU): the transformer's matrices and the tokenizer decoder run in that dtype.")
+FastOption = typer.Option(False, "--fast", help="Fast sampling loops (LlamaGen: prefix attention, no per-token host copies); in fp32 the same tokens as the reference.")
+CompileOption = typer.Option("off", "--compile", help="torch.compile the per-step forward: off, auto (reduce-overhead = CUDA graphs on a GPU, default on CPU), or a torch.compile mode.")
 
 
 def parse_int_list(text: Optional[str], name: str) -> Optional[list[int]]:
@@ -42,12 +45,9 @@ def parse_number_list(text: Optional[str], name: str, cast=float):
 
 
 def parse_dtype(name: str):
-    import torch
+    from ardistill.sampling.fast import parse_dtype as parse
 
-    table = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
-    if name not in table:
-        raise BadArgumentError(f"unknown dtype {name!r}; choose fp32, bf16 or fp16")
-    return table[name]
+    return parse(name)
 
 
 def resolve_device(name: str):

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from ardistill.cli.common import DeviceOption, WeightsDirOption, console, out_path, parse_int_list, parse_number_list
+from ardistill.cli.common import (CompileOption, DeviceOption, DtypeOption, FastOption, WeightsDirOption, console, out_path, parse_int_list,
+                                  parse_number_list)
 
 
 def sample_command(
@@ -33,8 +34,13 @@ def sample_command(
     vae: Optional[Path] = typer.Option(None, "--vae", help="Tokenizer checkpoint [default: the registered file]."),
     random_init: bool = typer.Option(False, "--random-init", help="Use randomly initialised weights (no files needed; for smoke tests)."),
     device: str = DeviceOption,
+    dtype: str = DtypeOption,
+    fast: bool = FastOption,
+    compile: str = CompileOption,
 ) -> None:
-    """Sample images with a teacher's reference sampler and write them as a PNG grid.
+    """Sample images with a teacher's sampler and write them as a PNG grid.
+
+    The default is the exact fp32 reference path; --fast, --dtype bf16 and --compile auto make it faster.
 
     Example: ardistill sample --teacher var-d16 --class 207 --num 8 --seed 0 --cfg 1.5 --top-k 900 --top-p 0.95 --out grid.png
     """
@@ -63,7 +69,8 @@ def sample_command(
     elif teacher is None:
         raise ArdistillError("pass --teacher NAME (or --student DIR for a DD student)")
     else:
-        model = load_teacher(teacher, vae=vae, weights_dir=weights_dir, device=resolve_device(device), random_init=random_init)
+        model = load_teacher(teacher, vae=vae, weights_dir=weights_dir, device=resolve_device(device), random_init=random_init,
+                             dtype=dtype, fast=fast, compile=compile)
     ids = parse_int_list(classes, "--class") if classes else list(range(model.num_classes))
     labels = check_labels([ids[i % len(ids)] for i in range(num)], model.num_classes)
     kwargs = dict(cfg=cfg, top_k=parse_number_list(top_k, "--top-k", int), top_p=top_p,
