@@ -110,10 +110,10 @@ def sdf_crescent(lx, ly, s, a, b):
 
 
 def sdf_dot_grid(lx, ly, s, a, b):
-    """3×3 lattice of dots."""
-    g = s * (0.6 + 0.08 * a)
+    """3×3 lattice of dots (spacing ≥ 4.9 px and dot radius ≥ 1.6 px at 32 px: one dot per 4-px token cell or fewer)."""
+    g = s * (0.8 + 0.1 * a)
     qx, qy = (lx / g).round().clamp(-1, 1) * g, (ly / g).round().clamp(-1, 1) * g
-    return _length(lx - qx, ly - qy) - g * (0.3 + 0.06 * b)
+    return _length(lx - qx, ly - qy) - g * (0.33 + 0.05 * b)
 
 
 def _stripe_distance(u: Tensor, period: Tensor, phase: Tensor) -> Tensor:
@@ -122,12 +122,12 @@ def _stripe_distance(u: Tensor, period: Tensor, phase: Tensor) -> Tensor:
 
 
 def sdf_stripes(lx, ly, s, a, b):
-    """Parallel stripes over the whole image; the size sets the period."""
-    return _stripe_distance(lx, 0.7 * s, a)
+    """Parallel stripes over the whole image; the size sets the period (7.6–12.8 px at 32 px)."""
+    return _stripe_distance(lx, 1.25 * s, a)
 
 
 def sdf_checkerboard(lx, ly, s, a, b):
-    period = 0.9 * s
+    period = 1.4 * s  # 8.5–14.3 px at 32 px: cells of ≥ 4 px, the side of a token cell of the 4× tokenizers
     d1, d2 = _stripe_distance(lx, period, a), _stripe_distance(ly, period, b)
     # XOR of two stripe sets: inside where exactly one is inside; |distance| is the nearer edge.
     return torch.where((d1 < 0) ^ (d2 < 0), -1.0, 1.0) * torch.minimum(d1.abs(), d2.abs())
@@ -144,7 +144,7 @@ CLASSES: tuple[tuple[str, Callable, float], ...] = (
     ("frame", sdf_frame, 1.15),
     ("two_blobs", sdf_two_blobs, 1.3),
     ("crescent", sdf_crescent, 1.0),
-    ("dot_grid", sdf_dot_grid, 1.25),
+    ("dot_grid", sdf_dot_grid, 1.3),
     ("stripes", sdf_stripes, 0.0),
     ("checkerboard", sdf_checkerboard, 0.0),
 )
