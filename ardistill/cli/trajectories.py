@@ -28,7 +28,7 @@ def generate_command(
     temperature: Optional[str] = typer.Option(None, "--temperature", help="Softmax temperature; VAR: one value or one per scale."),
     cfg_interval: Optional[int] = typer.Option(None, "--cfg-interval", help="LlamaGen: stop guidance after this decode step (-1 = never)."),
     flow_steps: int = typer.Option(200, "--flow-steps", min=1, help="ODE steps of the per-token flow map."),
-    flow_solver: str = typer.Option("euler", "--flow-solver", help="Flow-map solver: euler (exact-Euler) or heun."),
+    flow_solver: str = typer.Option("euler", "--flow-solver", help="Flow-map solver: euler (exact-Euler), heun, or dpm2m (2nd-order multistep in log-SNR)."),
     weights_dir: Optional[str] = WeightsDirOption,
     random_init: bool = typer.Option(False, "--random-init", help="Randomly initialised teacher (no files; smoke tests)."),
     device: str = DeviceOption,

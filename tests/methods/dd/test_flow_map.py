@@ -35,12 +35,12 @@ def dirichlet(v, alpha, seed):
     return x / x.sum()
 
 
-@pytest.mark.parametrize("solver", ["euler", "heun"])
-def test_frequencies_match_p(solver):
+@pytest.mark.parametrize("solver,steps", [("euler", 200), ("heun", 200), ("dpm2m", 40)])
+def test_frequencies_match_p(solver, steps):
     v, d, n = 16, 8, 20_000
     codebook, p = unit_codebook(v, d), dirichlet(v, 0.5, seed=1)
     noise = torch.randn(n, d, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    tokens = flow_map_tokens(p.log().expand(n, v), noise, codebook, FlowMapConfig(steps=200, solver=solver))
+    tokens = flow_map_tokens(p.log().expand(n, v), noise, codebook, FlowMapConfig(steps=steps, solver=solver))
     counts = torch.bincount(tokens, minlength=v)
     assert chi_square_pvalue(counts, p) > 1e-3
     # The test can fail: the same counts are rejected against another distribution.
@@ -55,19 +55,20 @@ def test_too_few_steps_bias_the_frequencies():
     assert chi_square_pvalue(torch.bincount(tokens, minlength=v), p) < 1e-3
 
 
-def test_one_hot_and_masked_tokens():
+@pytest.mark.parametrize("solver", ["euler", "dpm2m"])
+def test_one_hot_and_masked_tokens(solver):
     v, d = 32, 8
     codebook = unit_codebook(v, d)
     noise = torch.randn(500, d, generator=torch.Generator().manual_seed(0))
     one_hot = torch.full((500, v), -math.inf)
     one_hot[:, 5] = 0
-    assert (flow_map_tokens(one_hot, noise, codebook, FlowMapConfig(steps=20)) == 5).all()
+    assert (flow_map_tokens(one_hot, noise, codebook, FlowMapConfig(steps=20, solver=solver)) == 5).all()
     # top-k style masking: only tokens with finite logits are ever produced
     logits = torch.randn(500, v, generator=torch.Generator().manual_seed(1))
     allowed = torch.zeros(v, dtype=torch.bool)
     allowed[[1, 4, 9, 30]] = True
     logits[:, ~allowed] = -math.inf
-    tokens = flow_map_tokens(logits, noise, codebook, FlowMapConfig(steps=50))
+    tokens = flow_map_tokens(logits, noise, codebook, FlowMapConfig(steps=50, solver=solver))
     assert allowed[tokens].all()
 
 
@@ -110,6 +111,11 @@ def test_grid_and_bad_config():
     ts = time_grid(FlowMapConfig(steps=10, t_end=1e-3))
     assert ts[0] == 0 and abs(ts[-1] - (1 - 1e-3)) < 1e-12 and (ts.diff() > 0).all()
     assert ts.diff()[-1] < ts.diff()[0]  # denser near t = 1
+    # dpm2m: t = 0, then points uniform in log-SNR from t_start to 1 − δ
+    ts = time_grid(FlowMapConfig(steps=10, t_end=1e-3, solver="dpm2m", t_start=1e-2))
+    lam = (ts[1:] / (1 - ts[1:])).log()
+    assert len(ts) == 11 and ts[0] == 0 and abs(ts[1] - 1e-2) < 1e-12 and abs(ts[-1] - (1 - 1e-3)) < 1e-12
+    assert torch.allclose(lam.diff(), lam.diff()[0].expand(9))
     with pytest.raises(BadArgumentError):
         flow_map_tokens(torch.zeros(2, 4), torch.zeros(2, 3), torch.zeros(4, 2))
     with pytest.raises(BadArgumentError):
