@@ -32,6 +32,13 @@ def test_builtin_loads_by_name_and_samples(name):
     assert images.shape == (2, 3, 32, 32) and 0 <= images.min() and images.max() <= 1
 
 
+@pytest.mark.parametrize("name", sorted(BUILTINS))
+def test_cards_were_measured_with_the_shipped_evaluator(name):
+    """A card's metrics belong to one procedural world: if the world or the evaluator changes, re-export."""
+    evaluator = json.loads((PACKAGE_WEIGHTS / "evaluator" / "card.json").read_text())["sha256"]
+    assert json.loads((PACKAGE_WEIGHTS / name / "model.json").read_text())["metrics"]["evaluator_sha256"] == evaluator
+
+
 def test_the_small_var_teacher_is_measurably_worse():
     """CoDe needs a refiner that is worse than its drafter: the cards' measured sample quality says so."""
     l, s = (json.loads((PACKAGE_WEIGHTS / n / "model.json").read_text())["metrics"]["samples"] for n in ("var-toy-l", "var-toy-s"))

@@ -110,6 +110,10 @@ def export_command(
     metrics = {what: {k: round(float(v), 4) for k, v in q[what].items()} for what in ("samples", "reconstructions")}
     metrics["ms_per_image_cpu"] = round(1000 * q["seconds_per_image"], 1)
     metrics["num"] = num
+    # Which evaluator (and so which procedural world) these numbers belong to: the tests check it is the shipped one.
+    from ardistill.eval.evaluator import CARD_FILE, PACKAGE_EVALUATOR_DIR
+
+    metrics["evaluator_sha256"] = json.loads((PACKAGE_EVALUATOR_DIR / CARD_FILE).read_text())["sha256"]
     export_builtin(run_dir, root, sampling_overrides=overrides, metrics=metrics)
     console.print(f"installed {dest}: {json.dumps(metrics)}")
 

@@ -149,6 +149,9 @@ CLASSES: tuple[tuple[str, Callable, float], ...] = (
     ("checkerboard", sdf_checkerboard, 0.0),
 )
 CLASS_NAMES = tuple(name for name, _, _ in CLASSES)
+# Shapes turn by an angle uniform in [0°, ROTATION°). At 32 px the CPU-trained teachers drew rotated corners badly at
+# every angle (docs/data.md), so the world keeps rotation as a nuisance but within a 30° range.
+ROTATION = 30.0
 NUM_CLASSES = len(CLASSES)
 
 
@@ -166,8 +169,8 @@ def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.concatenate(out, axis=1)
 
 
-def _scene_parameters(u: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-image nuisances from the uniforms `[N, NUM_UNIFORMS]`."""
+def _scene_parameters(u: np.ndarray, labels: np.ndarray, rotation: float = ROTATION) -> dict[str, np.ndarray]:
+    """Per-image nuisances from the uniforms `[N, NUM_UNIFORMS]`; shapes turn by an angle uniform in [0°, rotation°)."""
     dark_on_light = u[:, 10] < 0.3
     hue_fg = u[:, 4]
     hue_bg = (hue_fg + 0.25 + 0.5 * u[:, 7]) % 1.0
@@ -183,7 +186,7 @@ def _scene_parameters(u: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray
     s = 0.38 + 0.26 * u[:, 2]
     extent = np.array([e for _, _, e in CLASSES])[labels] * s
     reach = np.maximum(0.06, 0.94 - extent)
-    angle = 2 * math.pi * u[:, 3]
+    angle = 2 * math.pi * (rotation / 360.0) * u[:, 3]  # rotation 360 gives exactly the 2π·u of world version 1
     grad_angle = 2 * math.pi * u[:, 12]
     return dict(
         fg=fg, bg1=bg1, bg2=bg2, s=s, cx=(2 * u[:, 0] - 1) * reach, cy=(2 * u[:, 1] - 1) * reach,
@@ -203,19 +206,22 @@ def _check(indices, seed: int, size: int) -> np.ndarray:
     return idx
 
 
-def make_images(indices, *, seed: int = 0, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+def make_images(indices, *, seed: int = 0, size: int = 64, rotation: float = ROTATION) -> tuple[torch.Tensor, torch.Tensor]:
     """Render the images of `indices` (global, ≥ 0) in stream `seed`.
 
     Returns (images `[N, 3, size, size]` float32 in [0, 1], labels `[N]` int64). Pixels of index i depend only on
-    (seed, i, size).
+    (seed, i, size, rotation). `rotation`: width in degrees of the range [0°, rotation°) the shapes turn in; the
+    world is the default (30°); 360 is the full-rotation world the shipped tokenizers were trained on.
     """
+    if not 0 <= rotation <= 360:
+        raise BadArgumentError(f"rotation must be in [0, 360] degrees, got {rotation}")
     idx = _check(indices, seed, size)
     n = idx.size
     labels_np = idx % NUM_CLASSES
     images = torch.empty(n, 3, size, size, dtype=torch.float32)
     if n == 0:
         return images, torch.as_tensor(labels_np)
-    p = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in _scene_parameters(image_uniforms(idx, seed), labels_np).items()}
+    p = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in _scene_parameters(image_uniforms(idx, seed), labels_np, rotation).items()}
     coords = (torch.arange(size, dtype=torch.float32) + 0.5) * (2.0 / size) - 1.0
     ys, xs = coords.view(1, size, 1), coords.view(1, 1, size)
     pixel = 2.0 / size

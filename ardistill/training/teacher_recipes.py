@@ -37,9 +37,9 @@ def _data(recipe: dict):
     from ardistill.training.toy_data import ImageData
 
     d = dict(recipe.get("data", {}))
-    unknown = set(d) - {"seed", "size"}
+    unknown = set(d) - {"seed", "size", "rotation"}
     if unknown:
-        raise ArdistillError(f"{recipe['_path']}: unknown data field(s) {', '.join(sorted(unknown))} (known: seed, size)")
+        raise ArdistillError(f"{recipe['_path']}: unknown data field(s) {', '.join(sorted(unknown))} (known: seed, size, rotation)")
     return ImageData(**d)
 
 

@@ -11,22 +11,26 @@ from pathlib import Path
 
 import torch
 
+from ardistill.data.procedural import ROTATION
 from ardistill.io import atomic_save_safetensors, load_state_dict_file
 
 
 @dataclass(frozen=True)
 class ImageData:
     """Where training images come from: the "train" split of the procedural world at `size` px, seed `seed`
-    (the held-out split the evaluator and FID use is a disjoint stream)."""
+    (the held-out split the evaluator and FID use is a disjoint stream); `rotation`: the world's range of shape
+    angles in degrees (the default world: 30; the shipped tokenizers were trained on 360)."""
 
     seed: int = 0
     size: int = 64
+    rotation: float = ROTATION
 
     def batch(self, start: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Images [count, 3, size, size] in [0, 1] and labels [count] of global indices [start, start + count)."""
         from ardistill.data import make_images, stream_seed
 
-        return make_images(range(start, start + count), seed=stream_seed("train", self.seed), size=self.size)
+        return make_images(range(start, start + count), seed=stream_seed("train", self.seed), size=self.size,
+                           rotation=self.rotation)
 
 
 @torch.no_grad()

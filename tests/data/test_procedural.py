@@ -98,3 +98,18 @@ def test_bad_arguments_are_user_errors():
 def test_empty_request():
     images, labels = make_images(np.array([], dtype=np.int64), seed=0, size=32)
     assert images.shape == (0, 3, 32, 32) and labels.shape == (0,)
+
+
+def test_full_rotation_is_the_world_the_tokenizers_were_trained_on():
+    """rotation=360 reproduces world version 1 (shapes at any angle) bit for bit: the shipped tokenizers were trained
+    on it (recipes/toy/*-tokenizer.yaml), so their recipes stay reproducible after the default world changed to 30°."""
+    images, _ = make_images(range(48), seed=0, size=32, rotation=360)
+    assert digest(images) == "1d815c044bbe7360906b1772a678e3697b2c5db3b1edca3df11425629197e3c6"
+    default, _ = make_images(range(48), seed=0, size=32)
+    assert not torch.equal(default, images)
+
+
+@pytest.mark.parametrize("rotation", [-1, 361])
+def test_bad_rotation(rotation):
+    with pytest.raises(BadArgumentError):
+        make_images(range(2), seed=0, size=32, rotation=rotation)
