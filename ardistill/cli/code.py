@@ -66,7 +66,7 @@ def load_pair_sampler(drafter, refiner, draft_steps, *, finetuned=None, weights_
 @code_app.command("finetune")
 def finetune_command(
     recipe: str = typer.Option(..., "--recipe", "-r", help="CoDe recipe (recipes/code/var-toy.yaml or code/var-toy).", show_default=False),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder [default: runs/<recipe name>]."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: runs/<recipe name>)."),
     draft_steps: Optional[int] = typer.Option(None, "--draft-steps", help="Override the recipe's N (the drafter's scales)."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Override both stages' optimiser steps."),
     stage: str = typer.Option("both", "--stage", help="drafter, refiner or both."),
@@ -114,7 +114,7 @@ def sweep_command(
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Batch of the timed runs (and of the FID sampling)."),
     num_images: int = typer.Option(0, "--num-images", min=0, help="Images per N for toy-FID (0 = speed only)."),
     seed: int = typer.Option(0, "--seed", help="Sampler seed (batch b of the FID images uses seed + b)."),
-    cfg: Optional[float] = typer.Option(None, "--cfg", help="Guidance scale [default: the drafter's]."),
+    cfg: Optional[float] = typer.Option(None, "--cfg", help="Guidance scale (default: the drafter's)."),
     top_k: Optional[str] = typer.Option(None, "--top-k", help="One value or one per scale."),
     top_p: Optional[float] = typer.Option(None, "--top-p"),
     temperature: Optional[str] = typer.Option(None, "--temperature", help="One value or one per scale."),

@@ -20,7 +20,7 @@ def preview_command(
     size: int = typer.Option(64, "--size", help="Image size in pixels: 64 or 32."),
     seed: int = typer.Option(0, "--seed", min=0, help="Data seed; the split picks a disjoint stream of it."),
     split: str = typer.Option("train", "--split", help="train or heldout."),
-    nrow: Optional[int] = typer.Option(None, "--nrow", min=1, help="Images per row [default: one column per class]."),
+    nrow: Optional[int] = typer.Option(None, "--nrow", min=1, help="Images per row (default: one column per class)."),
 ) -> None:
     """Write a grid of procedural images (label = index mod the number of classes, so columns are classes)."""
     from ardistill.data import CLASS_NAMES, NUM_CLASSES, split_images

@@ -34,7 +34,7 @@ def train_command(
 
 @app.command("eval")
 def eval_command(
-    evaluator: Optional[Path] = typer.Option(None, "--evaluator", help="Evaluator folder [default: the shipped one]."),
+    evaluator: Optional[Path] = typer.Option(None, "--evaluator", help="Evaluator folder (default: the shipped one)."),
     num: int = typer.Option(2400, "--num", "-n", min=1, help="Held-out images to classify."),
     size: int = typer.Option(64, "--size", help="Image size: 64 or 32."),
     seed: int = typer.Option(0, "--seed", min=0, help="Data seed (the held-out stream of it is used)."),

@@ -22,7 +22,7 @@ def train_command(
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Override the number of optimiser steps (of the tokenizer too, when this run trains it)."),
     num_images: Optional[int] = typer.Option(None, "--num-images", min=1, help="Override the number of training images (transformer recipes)."),
     export: bool = typer.Option(False, "--export", help="Install the trained teacher as a built-in model (ardistill/weights/<name>/)."),
-    weights_root: Optional[Path] = typer.Option(None, "--weights-root", help="Where --export writes [default: the package's weights folder]."),
+    weights_root: Optional[Path] = typer.Option(None, "--weights-root", help="Where --export writes (default: the package's weights folder)."),
 ) -> None:
     """Train a teacher (its tokenizer first, if that is not trained yet) from a recipe.
 
@@ -43,10 +43,10 @@ def eval_command(
     num: int = typer.Option(1000, "--num", "-n", min=10, help="Class-balanced samples (and as many reconstructions and held-out reference images)."),
     seed: int = typer.Option(0, "--seed", help="Sampler seed (batch b uses seed·1000003 + its first index)."),
     batch_size: int = typer.Option(50, "--batch-size", min=1, help="Images per sampling batch."),
-    cfg: Optional[float] = typer.Option(None, "--cfg", help="Guidance scale [default: the model's]."),
-    top_k: Optional[int] = typer.Option(None, "--top-k", help="Top-k [default: the model's]."),
-    top_p: Optional[float] = typer.Option(None, "--top-p", help="Top-p [default: the model's]."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", help="Temperature [default: the model's]."),
+    cfg: Optional[float] = typer.Option(None, "--cfg", help="Guidance scale (default: the model's)."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="Top-k (default: the model's)."),
+    top_p: Optional[float] = typer.Option(None, "--top-p", help="Top-p (default: the model's)."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="Temperature (default: the model's)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write a PNG grid of the first 64 samples and OUT.json with the numbers."),
 ) -> None:
     """Measure a teacher on the procedural world: class accuracy and toy-FID of its samples, next to those of its
@@ -85,11 +85,11 @@ def eval_command(
 def export_command(
     run_dir: Path = typer.Argument(..., help="A finished teacher run folder (RUNS/<name>/ with run.json).", show_default=False),
     num: int = typer.Option(1000, "--num", "-n", min=10, help="Samples for the measured metrics written into the model card."),
-    cfg: Optional[float] = typer.Option(None, "--cfg", help="Default guidance scale to ship [default: the recipe's]."),
-    top_k: Optional[int] = typer.Option(None, "--top-k", help="Default top-k to ship [default: the recipe's]."),
-    top_p: Optional[float] = typer.Option(None, "--top-p", help="Default top-p to ship [default: the recipe's]."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", help="Default temperature to ship [default: the recipe's]."),
-    weights_root: Optional[Path] = typer.Option(None, "--weights-root", help="Where to install [default: the package's weights folder]."),
+    cfg: Optional[float] = typer.Option(None, "--cfg", help="Default guidance scale to ship (default: the recipe's)."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="Default top-k to ship (default: the recipe's)."),
+    top_p: Optional[float] = typer.Option(None, "--top-p", help="Default top-p to ship (default: the recipe's)."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="Default temperature to ship (default: the recipe's)."),
+    weights_root: Optional[Path] = typer.Option(None, "--weights-root", help="Where to install (default: the package's weights folder)."),
 ) -> None:
     """Install a trained teacher as a built-in model and measure it: the model card (model.json, README.md) gets the
     default sampling settings and the class accuracy / toy-FID of samples and of reconstructions."""

@@ -13,10 +13,10 @@ from ardistill.cli.common import DeviceOption, console
 def train_command(
     recipe: str = typer.Option(..., "--recipe", "-r", help="DD student recipe (e.g. recipes/dd/var-toy-l.yaml or dd/var-toy-l).",
                                show_default=False),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Student folder [default: runs/<recipe name>/].", show_default=False),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Student folder (default: runs/<recipe name>/).", show_default=False),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in the output folder from its last checkpoint."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Override the number of optimiser steps."),
-    trajectories: Optional[Path] = typer.Option(None, "--trajectories", help="Trajectory dataset folder [default: the recipe's].",
+    trajectories: Optional[Path] = typer.Option(None, "--trajectories", help="Trajectory dataset folder (default: the recipe's).",
                                                 show_default=False),
     device: str = DeviceOption,
 ) -> None:
