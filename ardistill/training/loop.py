@@ -212,6 +212,7 @@ def train_loop(
     ema = EMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     result = TrainResult(step=0, last_loss=float("nan"))
     start = 0
+    prior_seconds = 0.0  # training time of the earlier segments of a resumed run (counted up to their checkpoints)
     rank, world = distributed.rank(), distributed.world()
     progress = progress and distributed.is_main()
     if resume and ckpt_path.is_file():
@@ -225,10 +226,12 @@ def train_loop(
             torch.set_rng_state(state["rng"].cpu())
         result.losses = [tuple(x) for x in state.get("losses", [])]
         result.evals = list(state.get("evals", []))
+        prior_seconds = float(state.get("seconds", 0.0))
     elif ckpt_path.is_file() and not resume:
         raise ArdistillError(f"{ckpt_path} exists; pass --resume to continue it or choose another output folder")
     else:
         torch.manual_seed(cfg.seed + rank)  # rank 0 draws what a single process draws
+    t0 = time.perf_counter()
     distributed.broadcast_module_(model)  # every rank starts from rank 0's weights, as DDP does
 
     def save(step: int) -> None:
@@ -240,7 +243,8 @@ def train_loop(
         atomic_torch_save(
             {"model": model.state_dict(), "optimizer": opt.state_dict(), "ema": ema.state_dict() if ema else {},
              "step": step, "config": cfg.to_dict(), "losses": result.losses, "evals": result.evals,
-             "rng": torch.get_rng_state(), "extra": extra_state or {}},
+             "rng": torch.get_rng_state(), "extra": extra_state or {},
+             "seconds": prior_seconds + time.perf_counter() - t0},
             ckpt_path,
         )
 
@@ -275,7 +279,6 @@ def train_loop(
             old_handlers[sig] = signal.signal(sig, on_signal)
         except ValueError:  # not in the main thread
             pass
-    t0 = time.perf_counter()
     model.train()
     step = start
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -350,7 +353,7 @@ def train_loop(
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
     result.step = step
-    result.seconds = time.perf_counter() - t0
+    result.seconds = prior_seconds + time.perf_counter() - t0
     if ema is not None:
         ema.copy_to(model)
     return result

@@ -57,6 +57,27 @@ def test_resume_is_exact(tmp_path):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+def test_training_time_adds_up_across_a_resume(tmp_path):
+    """A model card's training time is the whole run's, not the last segment's: the checkpoint carries it."""
+    import time
+
+    cfg = TrainConfig(steps=20, lr=1e-2, ckpt_every=10, log_every=5)
+
+    def slow_then_crash(step, micro):
+        if step == 10:
+            raise KeyboardInterrupt
+        time.sleep(0.05)
+        return get_batch(step, micro)
+
+    model = make_model()
+    with pytest.raises(KeyboardInterrupt):
+        train_loop(model=model, loss_fn=mse(model), get_batch=slow_then_crash, cfg=cfg, out_dir=tmp_path, progress=False)
+    first = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["seconds"]
+    assert first >= 0.5  # ten 50 ms steps before the checkpoint at step 10
+    res = train_loop(model=model, loss_fn=mse(model), get_batch=get_batch, cfg=cfg, out_dir=tmp_path, resume=True, progress=False)
+    assert res.seconds >= first
+
+
 def test_existing_run_needs_resume_flag(tmp_path):
     model = make_model()
     cfg = TrainConfig(steps=2, ckpt_every=1)
