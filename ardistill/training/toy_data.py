@@ -54,13 +54,16 @@ def tokenize_dataset(vae: VQVAE, data: ImageData, num_images: int, *, batch_size
 
 def load_or_make_token_cache(vae: VQVAE, data: ImageData, num_images: int, path: Path,
                              progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tokens of the training images, cached in `path` (written atomically) so a resumed run skips the encoding."""
+    """Tokens of the training images, cached in `path` (written atomically) so a resumed run skips the encoding;
+    the cache is used only if it was made from the same images (count, seed, size, rotation)."""
+    # What the cache was made from (a folder reused after a change of the world must not train on stale tokens).
+    key = torch.tensor([num_images, data.seed, data.size, round(data.rotation * 1000)], dtype=torch.int64)
     if path.is_file():
         sd = load_state_dict_file(path)
-        if sd["tokens"].shape[0] == num_images:
+        if "data_key" in sd and torch.equal(sd["data_key"], key):
             return sd["tokens"].long(), sd["labels"].long()
     tokens, labels = tokenize_dataset(vae, data, num_images, progress=progress)
-    atomic_save_safetensors({"tokens": tokens.to(torch.int32), "labels": labels}, path)
+    atomic_save_safetensors({"tokens": tokens.to(torch.int32), "labels": labels, "data_key": key}, path)
     return tokens, labels
 
 

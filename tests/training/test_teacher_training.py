@@ -114,3 +114,16 @@ def test_unknown_recipe_kind_is_one_line_error(tmp_path):
     bad.write_text("kind: nope\n")
     with pytest.raises(ArdistillError, match="unknown recipe kind"):
         train_from_recipe(str(bad), runs=tmp_path)
+
+
+def test_token_cache_is_remade_when_the_images_change(tmp_path):
+    """A run folder reused after a change of the world re-tokenizes instead of training on stale tokens."""
+    from ardistill.models.var.vqvae import VQVAE
+    from ardistill.training.toy_data import ImageData, load_or_make_token_cache
+
+    vae = VQVAE(TINY_VQ).eval()
+    path = tmp_path / "tokens.safetensors"
+    a, _ = load_or_make_token_cache(vae, ImageData(seed=0, size=32, rotation=360), 8, path, progress=False)
+    again, _ = load_or_make_token_cache(vae, ImageData(seed=0, size=32, rotation=360), 8, path, progress=False)
+    b, _ = load_or_make_token_cache(vae, ImageData(seed=0, size=32, rotation=30), 8, path, progress=False)
+    assert torch.equal(a, again) and not torch.equal(a, b)
