@@ -141,6 +141,9 @@ def train_student(teacher, trajectories, settings: DDTrainSettings, train_cfg: T
     max_t = len(teacher.patch_nums) - 1 if teacher.family == "var" else teacher.tokens_per_image - 1
     if not settings.t_list or settings.t_list[0] != 0 or any(not 0 <= t <= max_t for t in settings.t_list):
         raise ArdistillError(f"t_list must start with 0 and lie in [0, {max_t}], got {list(settings.t_list)}")
+    if not max(settings.t_list) <= settings.split <= max_t + 1:
+        raise ArdistillError(f"split must lie in [{max(settings.t_list)}, {max_t + 1}] (the last t of t_list … every position "
+                             f"from the logits head), got {settings.split}")
     config = DDStudentConfig(family=teacher.family, teacher=teacher.name, t_list=tuple(settings.t_list), split=int(settings.split))
     model = new_student_model(teacher, seed=train_cfg.seed)
     counts = model.data_tokens if teacher.family == "var" else list(range(teacher.tokens_per_image + 1))

@@ -1,5 +1,7 @@
 """DD student sampling: determinism given noise, schedules, data positions kept, teacher-involved paths, folders."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -41,6 +43,20 @@ def test_embeddings_match_tokens_and_split(student):
     assert torch.equal(e[:, :ms], student.codebook[tokens[:, :ms]])  # argmax part: exact codes
     images = student.teacher.decode_embeddings(e)
     assert images.shape[0] == 2 and images.min() >= 0 and images.max() <= 1
+
+
+def test_split_at_the_end_takes_every_token_from_the_logits(student):
+    """split = number of AR steps (VAR scales / LlamaGen tokens): every position is argmax(logits), the embeddings are
+    exactly those codes (the toy recipes' choice, docs/dd.md decision 15)."""
+    last = len(student.teacher.patch_nums) if student.config.family == "var" else student.tokens_per_image
+    every = Student(student.model, student.teacher, dataclasses.replace(student.config, split=last))
+    labels = torch.tensor([0, 3])
+    noise = torch.randn(2, student.tokens_per_image, student.code_dim, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        _, logits = student.model(labels, noise, torch.zeros_like(labels))
+    tokens = every.sample(labels, noise=noise)
+    assert torch.equal(tokens, logits.argmax(-1))
+    assert torch.equal(every.sample(labels, noise=noise, return_embeddings=True), student.codebook[tokens])
 
 
 def test_two_steps_keep_the_first_steps_prefix(student):

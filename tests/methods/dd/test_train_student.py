@@ -88,6 +88,10 @@ def test_bad_t_list_and_wrong_dataset(tmp_path, var_data):
     teacher, ds = var_data
     with pytest.raises(ArdistillError, match="t_list"):
         train_student(teacher, ds, DDTrainSettings(t_list=(1, 2), split=2), _cfg(), tmp_path / "a", progress=False)
+    with pytest.raises(ArdistillError, match="split must lie in"):  # below t2, or past the last scale
+        train_student(teacher, ds, DDTrainSettings(t_list=(0, 2), split=1), _cfg(), tmp_path / "a", progress=False)
+    with pytest.raises(ArdistillError, match="split must lie in"):
+        train_student(teacher, ds, DDTrainSettings(t_list=(0, 1), split=len(teacher.patch_nums) + 1), _cfg(), tmp_path / "a", progress=False)
     with pytest.raises(ArdistillError, match="trajectories were made by"):
         train_student(var_teacher("another-teacher"), ds, DDTrainSettings(t_list=(0, 1), split=1), _cfg(), tmp_path / "b", progress=False)
 
