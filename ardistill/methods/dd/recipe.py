@@ -1,7 +1,7 @@
 """`kind: dd-student` recipes (recipes/dd/*.yaml) → a trained student folder.
 
 Fields: name, teacher (registered name), trajectories (folder of a trajectory dataset, relative to the working
-directory), t_list, split, batch_size, mse_weight, eval {every, num, seed}, train (TrainConfig fields), and
+directory), t_list, split, batch_size, mse_weight, position_weighting (token | step), eval {every, num, seed}, train (TrainConfig fields), and
 `trajectory_sampling` (the teacher settings to make the trajectories with; informational here, used by the
 trajectory command), and for `ardistill distill`: num_trajectories, flow (FlowMapConfig fields), shard_size,
 trajectory_seed, trajectory_batch_size. Output: <out> (default runs/<name>/): checkpoint.pt while training, then student.safetensors +
@@ -16,7 +16,7 @@ from ardistill.errors import ArdistillError
 from ardistill.recipes import load_recipe
 from ardistill.training.loop import TrainConfig
 
-KNOWN_FIELDS = {"kind", "name", "teacher", "baselines", "trajectories", "t_list", "split", "batch_size", "mse_weight", "eval", "train",
+KNOWN_FIELDS = {"kind", "name", "teacher", "baselines", "trajectories", "t_list", "split", "batch_size", "mse_weight", "position_weighting", "eval", "train",
                 "trajectory_sampling", "num_trajectories", "_path",
                 # used by `ardistill distill` to make the trajectories (ardistill/methods/dd/distill.py)
                 "flow", "shard_size", "trajectory_seed", "trajectory_batch_size"}
@@ -53,6 +53,7 @@ def train_from_dd_recipe(recipe_ref: str, *, out: Path | None = None, resume: bo
     settings = DDTrainSettings(
         t_list=tuple(int(t) for t in recipe["t_list"]), split=int(recipe["split"]),
         batch_size=int(recipe.get("batch_size", 32)), mse_weight=float(recipe.get("mse_weight", 1.0)),
+        position_weighting=str(recipe.get("position_weighting", "token")),
         eval_every=int(ev.get("every", 0)), eval_num=int(ev.get("num", 256)), eval_seed=int(ev.get("seed", 0)),
         extra={"recipe": where, "name": name, "trajectories": str(traj_dir)},
     )

@@ -2,7 +2,9 @@
 
 Per sample: a split point t drawn uniformly from T; input X_t = codebook[q] for the first data_tokens(t) positions and
 the sample's own regenerated noise ε (`trajectory_noise(seed, index, L, C)`) for the rest; the loss, over the noise
-positions only, is CE(logits, q) + mse_weight · MSE(cont, codebook[q]) (mean over positions, MSE mean over C too).
+positions only, is CE(logits, q) + mse_weight · MSE(cont, codebook[q]) (MSE mean over C), averaged over the noise
+positions with per-position weights: `position_weighting: token` weighs every token alike, `step` every AR step alike
+(VAR: each scale's tokens share one step's weight; LlamaGen: one token is one step, so the two agree).
 LPIPS on decoded images (the release's `--loss_norm lpips`) is not available offline; see docs/dd.md.
 
 Shapes: B batch, L tokens, C code dimension, V codebook size.
@@ -32,6 +34,7 @@ class DDTrainSettings:
     split: int
     batch_size: int = 32
     mse_weight: float = 1.0
+    position_weighting: str = "token"  # token | step (see the module docstring)
     eval_every: int = 0  # 0: evaluate only at the end (toy teachers only)
     eval_num: int = 256  # images for toy-FID / class accuracy
     eval_seed: int = 0
@@ -71,19 +74,32 @@ class TrajectoryBatches:
                 dict(tokens=self.tokens[rows], labels=self.labels[rows], t=t, noise=noise).items()}
 
 
-def dd_loss(model, batch: dict, codebook: torch.Tensor, data_counts: torch.Tensor, mse_weight: float) -> tuple[torch.Tensor, dict]:
-    """CE + mse_weight·MSE over the noise positions of X_t; returns (loss, {ce, mse, acc})."""
+POSITION_WEIGHTINGS = ("token", "step")
+
+
+def position_weights(data_counts: torch.Tensor, weighting: str) -> torch.Tensor:
+    """[L] loss weight per position: 1 (`token`) or 1 / (tokens of the position's AR step) (`step`).
+    `data_counts[t]` = tokens of the first t AR steps, t = 0..steps."""
+    step_sizes = data_counts[1:] - data_counts[:-1]  # [steps]
+    per_position = torch.repeat_interleave(step_sizes, step_sizes)  # [L]
+    return torch.ones_like(per_position, dtype=torch.float32) if weighting == "token" else 1.0 / per_position.float()
+
+
+def dd_loss(model, batch: dict, codebook: torch.Tensor, data_counts: torch.Tensor, mse_weight: float,
+            weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+    """CE + mse_weight·MSE over the noise positions of X_t, weighted by `weights` [L] (None: all 1);
+    returns (loss, {ce, mse, acc}); acc is the unweighted token accuracy over the noise positions."""
     tokens, noise, t = batch["tokens"], batch["noise"], batch["t"]
     B, L = tokens.shape
     target = codebook[tokens]  # [B, L, C]
     is_noise = torch.arange(L, device=tokens.device)[None] >= data_counts[t][:, None]  # [B, L]
     x_t = torch.where(is_noise[..., None], noise, target)
     cont, logits = model(batch["labels"], x_t, t)
-    w = is_noise.float()
-    denom = w.sum().clamp_min(1.0)
+    w = is_noise.float() if weights is None else is_noise.float() * weights.to(tokens.device)[None]
+    denom = w.sum().clamp_min(1e-8)
     ce = (F.cross_entropy(logits.float().transpose(1, 2), tokens, reduction="none") * w).sum() / denom
     mse = ((cont.float() - target).square().mean(-1) * w).sum() / denom
-    acc = ((logits.argmax(-1) == tokens).float() * w).sum() / denom
+    acc = ((logits.argmax(-1) == tokens).float() * is_noise).sum() / is_noise.sum().clamp_min(1)
     return ce + mse_weight * mse, {"ce": ce.item(), "mse": mse.item(), "acc": acc.item(), "loss_weight": float(denom)}
 
 
@@ -144,17 +160,20 @@ def train_student(teacher, trajectories, settings: DDTrainSettings, train_cfg: T
     if not max(settings.t_list) <= settings.split <= max_t + 1:
         raise ArdistillError(f"split must lie in [{max(settings.t_list)}, {max_t + 1}] (the last t of t_list … every position "
                              f"from the logits head), got {settings.split}")
+    if settings.position_weighting not in POSITION_WEIGHTINGS:
+        raise ArdistillError(f"position_weighting must be one of {', '.join(POSITION_WEIGHTINGS)}, got {settings.position_weighting!r}")
     config = DDStudentConfig(family=teacher.family, teacher=teacher.name, t_list=tuple(settings.t_list), split=int(settings.split))
     model = new_student_model(teacher, seed=train_cfg.seed)
     counts = model.data_tokens if teacher.family == "var" else list(range(teacher.tokens_per_image + 1))
     data_counts = torch.tensor(counts, device=teacher.device)
+    weights = position_weights(data_counts, settings.position_weighting)
     codebook = teacher.codebook.detach().float()
     batches = TrajectoryBatches(trajectories.load_all(), meta, batch_size=settings.batch_size, grad_accum=train_cfg.grad_accum,
                                 t_list=settings.t_list, seed=train_cfg.seed, device=teacher.device)
     eval_fn = toy_eval_fn(teacher, config, num=settings.eval_num, seed=settings.eval_seed) if is_toy_teacher(teacher) else None
     t0 = time.time()
     result = train_loop(
-        model=model, loss_fn=lambda batch, step: dd_loss(model, batch, codebook, data_counts, settings.mse_weight),
+        model=model, loss_fn=lambda batch, step: dd_loss(model, batch, codebook, data_counts, settings.mse_weight, weights),
         get_batch=batches, cfg=train_cfg, out_dir=out_dir, resume=resume, eval_fn=eval_fn, eval_every=settings.eval_every,
         progress=progress, description=f"DD student of {teacher.name}",
         extra_state={"teacher": teacher.name, **config.to_dict()},
@@ -164,9 +183,9 @@ def train_student(teacher, trajectories, settings: DDTrainSettings, train_cfg: T
         student.save(out_dir, extra={**settings.extra, "steps": result.step, "last_loss": result.last_loss,
                                      "seconds": time.time() - t0, "evals": result.evals, "samples": batches.n,
                                      "train": train_cfg.to_dict(), "batch_size": settings.batch_size,
-                                     "mse_weight": settings.mse_weight})
+                                     "mse_weight": settings.mse_weight, "position_weighting": settings.position_weighting})
     distributed.barrier()
     return student, result
 
 
-__all__ = ["DDTrainSettings", "TrajectoryBatches", "dd_loss", "new_student_model", "train_student", "toy_eval_fn"]
+__all__ = ["DDTrainSettings", "TrajectoryBatches", "dd_loss", "position_weights", "new_student_model", "train_student", "toy_eval_fn"]

@@ -10,7 +10,7 @@ from ardistill import registry
 from ardistill.cli import main
 from ardistill.errors import ArdistillError
 from ardistill.io import atomic_save_safetensors, load_state_dict_file
-from ardistill.methods.dd.train import DDTrainSettings, train_student
+from ardistill.methods.dd.train import DDTrainSettings, dd_loss, position_weights, train_student
 from ardistill.training.loop import TrainConfig
 
 from dd_student_fixtures import llamagen_teacher, make_trajectories, var_teacher
@@ -92,6 +92,8 @@ def test_bad_t_list_and_wrong_dataset(tmp_path, var_data):
         train_student(teacher, ds, DDTrainSettings(t_list=(0, 2), split=1), _cfg(), tmp_path / "a", progress=False)
     with pytest.raises(ArdistillError, match="split must lie in"):
         train_student(teacher, ds, DDTrainSettings(t_list=(0, 1), split=len(teacher.patch_nums) + 1), _cfg(), tmp_path / "a", progress=False)
+    with pytest.raises(ArdistillError, match="position_weighting must be one of"):
+        train_student(teacher, ds, DDTrainSettings(t_list=(0, 1), split=1, position_weighting="scale"), _cfg(), tmp_path / "a", progress=False)
     with pytest.raises(ArdistillError, match="trajectories were made by"):
         train_student(var_teacher("another-teacher"), ds, DDTrainSettings(t_list=(0, 1), split=1), _cfg(), tmp_path / "b", progress=False)
 
@@ -160,3 +162,39 @@ def test_toy_eval_reports_fid_and_class_accuracy():
     metrics = toy_eval_fn(teacher, DDStudentConfig("var", teacher.name, (0, 2), 2), num=12, seed=0)(model, 0)
     assert math.isfinite(metrics["fid"]) and metrics["fid"] > 0 and 0.0 <= metrics["class_acc"] <= 1.0
     assert model.training  # handed back in training mode
+
+
+def test_step_weighting_gives_every_ar_step_the_same_weight():
+    counts = torch.tensor([0, 1, 5, 14])  # VAR scales 1x1, 2x2, 3x3
+    w = position_weights(counts, "step")
+    assert w.shape == (14,)
+    assert torch.allclose(torch.stack([w[0:1].sum(), w[1:5].sum(), w[5:14].sum()]), torch.ones(3))
+    assert torch.equal(position_weights(counts, "token"), torch.ones(14))
+    assert torch.equal(position_weights(torch.arange(9), "step"), torch.ones(8))  # LlamaGen: one token per step
+
+
+def test_step_weighted_loss_is_the_mean_over_steps_of_the_per_step_loss():
+    """With CE_i known per position, the `step` loss is mean over (sample, noise step) of the step's mean CE."""
+    counts = torch.tensor([0, 1, 5])
+    L, V, C = 5, 7, 3
+    logits = torch.randn(2, L, V)
+
+    class Fixed(torch.nn.Module):
+        def forward(self, labels, x, t):
+            return torch.zeros(2, L, C), logits
+
+    tokens = torch.randint(V, (2, L))
+    batch = dict(tokens=tokens, noise=torch.randn(2, L, C), t=torch.tensor([0, 1]), labels=torch.zeros(2, dtype=torch.long))
+    loss, stats = dd_loss(Fixed(), batch, torch.zeros(V, C), counts, 0.0, position_weights(counts, "step"))
+    ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")  # [2, L]
+    expected = (ce[0, :1].mean() + ce[0, 1:].mean() + ce[1, 1:].mean()) / 3  # sample 1 has t=1: step 0 is data
+    assert torch.allclose(loss, expected, atol=1e-6)
+    assert stats["acc"] == pytest.approx(((logits.argmax(-1) == tokens)[0].sum() + (logits.argmax(-1) == tokens)[1, 1:].sum()).item() / 9)
+
+
+def test_step_weighting_trains(tmp_path, var_data):
+    teacher, ds = var_data
+    settings = DDTrainSettings(t_list=(0, 1), split=1, batch_size=16, position_weighting="step")
+    student, result = train_student(teacher, ds, settings, _cfg(steps=24, grad_accum=1, log_every=4), tmp_path / "step", progress=False)
+    assert result.losses[-1][1] < 0.85 * result.losses[0][1], result.losses
+    assert json.loads((tmp_path / "step" / "student.json").read_text())["position_weighting"] == "step"
