@@ -3,7 +3,7 @@ and `load_student` / `load_teacher` accept a release file's path. Files hold ran
 
 import pytest
 import torch
-from conftest import COMMITS, LLAMAGEN_NAME, STUDENT_NAME, VAR_NAME, official_var_files, official_var_student_file
+from local_hub import COMMITS, LLAMAGEN_NAME, STUDENT_NAME, VAR_NAME, official_var_files, official_var_student_file
 
 import ardistill
 from ardistill.errors import ArdistillError
