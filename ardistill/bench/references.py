@@ -88,9 +88,9 @@ def fetch_reference(spec: FidReference, *, weights_dir: str | os.PathLike | None
     if spec.hub is None:
         raise ArdistillError(f"{spec.name}: {local} not found; it is not on the Hugging Face Hub: {how}")
     try:
-        return download_file(spec.hub, local_dir=home, offline=offline)
-    except ArdistillError:
-        raise
+        return download_file(spec.hub, local_dir=home, offline=offline, command=spec.download_command(home))
+    except ArdistillError as e:  # the Hub's one-line errors: say which reference and how else to give it
+        raise type(e)(f"{spec.name}: {e}; or pass --fid-ref PATH") from None
     except (OSError, ValueError) as e:  # huggingface_hub's errors (offline, no connection, HTTP) are OSErrors
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ArdistillError(f"{spec.name}: {spec.hub.filename} is not in {home} and could not be downloaded "
