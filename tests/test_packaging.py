@@ -1,0 +1,61 @@
+"""What a non-editable install gets: the wheel built from this checkout ships the recipes and the package finds them
+through importlib.resources, away from the checkout (the user's `pip install ardistill` case)."""
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = sorted(p.relative_to(ROOT / "recipes").as_posix() for p in (ROOT / "recipes").rglob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel of this checkout (≈ 15 s: setuptools from the test environment, no network, no dependencies)."""
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
+                   check=True, cwd=out, stdout=subprocess.DEVNULL)
+    (whl,) = out.glob("ardistill-*.whl")
+    return whl
+
+
+def test_recipes_are_inside_the_wheel(wheel):
+    assert len(RECIPES) >= 10
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        for rel in RECIPES:
+            assert f"ardistill/_recipes/{rel}" in names, rel
+            assert zf.read(f"ardistill/_recipes/{rel}") == (ROOT / "recipes" / rel).read_bytes()
+
+
+def test_installed_wheel_resolves_recipes_through_importlib_resources(wheel, tmp_path):
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(site)  # a wheel's files are what pip puts into site-packages
+    away = tmp_path / "elsewhere"
+    away.mkdir()
+    script = (
+        "import importlib.resources, json, ardistill\n"
+        "from ardistill.recipes import builtin_root, list_recipes, load_recipe\n"
+        "from ardistill.methods.dd.distill import recipe_for_teacher\n"
+        "print(json.dumps({'package': ardistill.__file__, 'files': str(importlib.resources.files('ardistill._recipes')),\n"
+        "    'root': str(builtin_root()), 'dd': recipe_for_teacher('var-toy-l'),\n"
+        "    'tokenizer': load_recipe(load_recipe('toy/var-toy-l')['tokenizer_recipe'])['_path'],\n"
+        "    'names': [r.name for r in list_recipes()]}))\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ARDISTILL_RECIPES")}
+    env["PYTHONPATH"] = str(site)
+    done = subprocess.run([sys.executable, "-c", script], cwd=away, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    recipes = site / "ardistill" / "_recipes"
+    assert Path(got["package"]).parent == site / "ardistill"  # the installed copy, not this checkout
+    assert Path(got["files"]) == recipes and Path(got["root"]) == recipes
+    assert Path(got["dd"]) == recipes / "dd" / "var-toy-l.yaml"
+    assert Path(got["tokenizer"]) == recipes / "toy" / "var-tokenizer.yaml"
+    assert got["names"] == sorted(r.removesuffix(".yaml") for r in RECIPES)
