@@ -59,3 +59,53 @@ def test_installed_wheel_resolves_recipes_through_importlib_resources(wheel, tmp
     assert Path(got["dd"]) == recipes / "dd" / "var-toy-l.yaml"
     assert Path(got["tokenizer"]) == recipes / "toy" / "var-tokenizer.yaml"
     assert got["names"] == sorted(r.removesuffix(".yaml") for r in RECIPES)
+
+
+def _requirements() -> dict[str, str]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        from pip._vendor import tomli as tomllib
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    out = {}
+    for dep in deps:
+        name = dep.split(";")[0].strip()
+        for i, ch in enumerate(name):
+            if ch in "<>=!~[ ":
+                out[name[:i].lower()] = name[i:].strip()
+                break
+        else:
+            out[name.lower()] = ""
+    return out
+
+
+def test_torch_is_a_range_and_the_tested_build_a_constraint():
+    """Installing ardistill must not replace the user's torch: pyproject states a range; the tested build is pinned in
+    constraints.txt (torch and torchvision only), which the README's commands and CI install with."""
+    from pip._vendor.packaging.specifiers import SpecifierSet
+
+    reqs = _requirements()
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            pins[name.strip().lower()] = version.strip()
+    assert set(pins) == {"torch", "torchvision"}, pins
+    for name in ("torch", "torchvision"):
+        spec = SpecifierSet(reqs[name])
+        assert "==" not in reqs[name] and any(s.operator == ">=" for s in spec), reqs[name]
+        assert pins[name] in spec  # the tested build satisfies the range
+
+
+def test_readme_setup_commands_and_ci_install_with_the_constraints():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    commands = [line.strip() for line in readme.splitlines() if line.startswith("python3 -m venv .venv")]
+    assert len(commands) == 2, commands  # "Set-up: two commands"
+    for command in commands:
+        assert "pip install -c constraints.txt " in command or "pip install -q -c constraints.txt " in command, command
+    (test_command,) = [c for c in commands if "pytest" in c]
+    assert test_command in ci.splitlines()  # CI runs the README's test command literally
+    installs = [line for line in ci.splitlines() if "pip install" in line and not line.lstrip().startswith("#")]
+    assert installs and all("-c constraints.txt" in line or "-c \"$ROOT/constraints.txt\"" in line for line in installs), installs
