@@ -3,6 +3,7 @@ through importlib.resources, away from the checkout (the user's `pip install ard
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -18,7 +19,15 @@ RECIPES = sorted(p.relative_to(ROOT / "recipes").as_posix() for p in (ROOT / "re
 def wheel(tmp_path_factory) -> Path:
     """The wheel of this checkout (≈ 15 s: setuptools from the test environment, no network, no dependencies)."""
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
+    # Built from a copy of the sources: an in-tree build would leave build/lib in the checkout, whose stale files
+    # (a module deleted since) would go into later wheels.
+    src = out / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy2(ROOT / name, src / name)
+    for name in ("ardistill", "recipes"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(src)],
                    check=True, cwd=out, stdout=subprocess.DEVNULL)
     (whl,) = out.glob("ardistill-*.whl")
     return whl
