@@ -110,7 +110,7 @@ class RecipeInfo:
 
     name: str  # `dd/var-toy-l`: what --recipe accepts
     kind: str  # the YAML's `kind` (dd-student, var-teacher, code-finetune, ...)
-    description: str  # the first sentence of the YAML's leading comment
+    description: str  # the first clause of the YAML's leading comment (see describe)
     source: str  # "built-in" or "user" ($ARDISTILL_RECIPES)
     file: Traversable
 

@@ -10,7 +10,7 @@ from ardistill.recipes import describe, load_recipe
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(argv, capsys, monkeypatch=None):
+def run(argv, capsys):
     with pytest.raises(SystemExit) as e:
         main([str(a) for a in argv])
     out = capsys.readouterr()
