@@ -197,6 +197,33 @@ def code_methods(drafter, refiner, *, draft_steps: Sequence[int], sampling: dict
     return methods
 
 
+def _family(teacher) -> str:
+    return "var" if hasattr(teacher, "transformer") else "llamagen"
+
+
+def parse_baselines(teacher, names: Sequence[str]) -> list[tuple[str, int | None]]:
+    """[(name, K or None for onestep)] of baseline names, checked against `teacher`'s number of AR steps
+    (BadArgumentError for an unknown name or a K the teacher cannot skip)."""
+    steps = len(teacher.transformer.patch_nums) if _family(teacher) == "var" else teacher.gpt.config.block_size
+    parsed = []
+    for name in names:
+        if name == "onestep":
+            parsed.append((name, None))
+        elif name.startswith("skip-") and name[5:].isdigit() and int(name[5:]) >= 1:
+            if int(name[5:]) > steps:
+                raise BadArgumentError(f"baseline {name}: {teacher.name} has {steps} AR steps, so K must be in 1..{steps}")
+            parsed.append((name, int(name[5:])))
+        else:
+            raise BadArgumentError(f"unknown baseline {name!r}: use skip-K (K ≥ 1 AR steps replaced by one parallel step) or onestep")
+    return parsed
+
+
+def baselines_needing_marginals(teacher, names: Sequence[str]) -> list[str]:
+    """The baselines among `names` that draw tokens from the class-conditional marginals: `onestep`, and on a
+    next-token teacher every `skip-K` too."""
+    return [n for n, k in parse_baselines(teacher, names) if k is None or _family(teacher) == "llamagen"]
+
+
 def baseline_methods(teacher, *, names: Sequence[str], marginals=None, marginal_samples_per_class: int = 100,
                      seed: int = 0) -> list[BenchMethod]:
     """The naive few-step baselines of `ardistill.methods.dd.baselines`: `skip-K` (K AR steps cut) and `onestep`
@@ -205,17 +232,9 @@ def baseline_methods(teacher, *, names: Sequence[str], marginals=None, marginal_
     marginals: a `TokenMarginals`; default: estimated from `marginal_samples_per_class` teacher samples per class."""
     from ardistill.methods.dd.baselines import TokenMarginals, llamagen_skip_sample, var_skip_sample
 
-    family = "var" if hasattr(teacher, "transformer") else "llamagen"
-    parsed = []
-    for name in names:
-        if name == "onestep":
-            parsed.append((name, None))
-        elif name.startswith("skip-") and name[5:].isdigit() and int(name[5:]) >= 1:
-            parsed.append((name, int(name[5:])))
-        else:
-            raise BadArgumentError(f"unknown baseline {name!r}: use skip-K (K ≥ 1 AR steps replaced by one parallel step) or onestep")
-    needs_marginals = any(k is None for _, k in parsed) or (family == "llamagen" and parsed)
-    if needs_marginals and marginals is None:
+    family = _family(teacher)
+    parsed = parse_baselines(teacher, names)
+    if baselines_needing_marginals(teacher, names) and marginals is None:
         marginals = TokenMarginals.from_teacher(teacher, per_class=marginal_samples_per_class, seed=seed + 7919)
     counted = networks_of(teacher)
     methods = []

@@ -85,6 +85,7 @@ def run_markdown(doc: dict, *, plots: list[str], heading: str = "#", plot_prefix
              "`fwd/img` counts network forward passes per image as measured by forward hooks (CFG's doubled batch "
              "counts twice). Peak memory: " + str(doc["speed"][0]["memory_kind"] if doc.get("speed") else "–") + ".", ""]
     parts += [f"{doc['note']}", ""] if doc.get("note") else []
+    parts += [f"**Skipped {s['name']}**: {s['reason']}.\n" for s in doc.get("skipped") or []]
     parts += [speed_table(doc.get("speed", [])), ""]
     if doc.get("quality"):
         parts += [f"{heading}# Quality", "", quality_table(doc["quality"]), ""]

@@ -88,8 +88,11 @@ def load_models(cfg: BenchConfig):
     return models[cfg.teacher], models
 
 
-def build_all_methods(cfg: BenchConfig, teacher, models: dict) -> list[BenchMethod]:
-    """The teacher first (every speed-up is against it), then DD students, then CoDe pairs, then naive baselines."""
+def build_all_methods(cfg: BenchConfig, teacher, models: dict) -> tuple[list[BenchMethod], list[dict]]:
+    """The teacher first (every speed-up is against it), then DD students, then CoDe pairs, then naive baselines.
+
+    Returns (methods, skipped): a baseline that needs token marginals is skipped, not fatal, when `marginals_from`
+    has too few samples of some class (a small smoke-test run); skipped = [{"name", "reason"}] for the report."""
     if (cfg.drafter is None) != (cfg.refiner is None):
         raise BadArgumentError("CoDe needs both --drafter and --refiner")
     if cfg.drafter and not cfg.draft_steps:
@@ -106,14 +109,24 @@ def build_all_methods(cfg: BenchConfig, teacher, models: dict) -> list[BenchMeth
         methods += build_methods("dd", teacher=teacher, student_dir=cfg.student, steps=cfg.dd_steps)
     if cfg.drafter:
         methods += build_methods("code", drafter=models[cfg.drafter], refiner=models[cfg.refiner], draft_steps=cfg.draft_steps)
+    skipped = []
     if cfg.baselines:
-        marginals = None
-        if cfg.marginals_from:
-            from ardistill.methods.dd.baselines import TokenMarginals
+        from ardistill.bench.methods import baselines_needing_marginals
 
-            marginals = TokenMarginals.from_trajectories(cfg.marginals_from, teacher)
-        methods += build_methods("baseline", teacher=teacher, names=cfg.baselines, marginals=marginals, seed=cfg.seed)
-    return methods
+        names = list(cfg.baselines)
+        needing = baselines_needing_marginals(teacher, names)
+        marginals = None
+        if cfg.marginals_from and needing:
+            from ardistill.methods.dd.baselines import TokenMarginals, TooFewSamplesError
+
+            try:
+                marginals = TokenMarginals.from_trajectories(cfg.marginals_from, teacher)
+            except TooFewSamplesError as e:
+                skipped = [{"name": n, "reason": f"{e} (trajectories {cfg.marginals_from})"} for n in needing]
+                names = [n for n in names if n not in needing]
+        if names:
+            methods += build_methods("baseline", teacher=teacher, names=names, marginals=marginals, seed=cfg.seed)
+    return methods, skipped
 
 
 def quality_reference(cfg: BenchConfig, teacher):
@@ -154,7 +167,7 @@ def run_benchmark(cfg: BenchConfig, *, progress: Progress | None = None,
     progress = progress or Progress()
     device = torch.device(cfg.device)
     teacher, models = load_models(cfg)
-    methods = build_all_methods(cfg, teacher, models)
+    methods, skipped = build_all_methods(cfg, teacher, models)
     reference = quality_reference(cfg, teacher)  # checked before the speed part: a wrong reference fails fast
     for b in cfg.speed.batch_sizes:
         if b < 1:
@@ -192,6 +205,7 @@ def run_benchmark(cfg: BenchConfig, *, progress: Progress | None = None,
         "environment": environment(device, cfg.dtype, compile=cfg.compile, fast=cfg.fast),
         "repeats": cfg.speed.repeats, "warmup": cfg.speed.warmup, "seed": cfg.seed,
         "methods": [{"name": m.name, "kind": m.kind, "x_value": m.x_value, "settings": m.settings} for m in methods],
+        "skipped": skipped,
         "speed": rows,
         "quality": quality,
         "quality_protocol": ({"num_samples": cfg.num_samples, "chunk": CHUNK, "labels": "global index i → class i mod C",

@@ -45,11 +45,11 @@ def _root(
 
 
 def _register_commands() -> None:
-    from ardistill.cli import (bench, code, convert, data, distill, download, evaluator, inspect, models, report, sample,
-                               teacher, train, trajectories)
+    from ardistill.cli import (bench, code, convert, data, distill, download, evaluator, inspect, models, recipes, report,
+                               sample, teacher, train, trajectories)
 
     # `--help` lists them in this order: the pipeline first, then the tools.
-    for module in (distill, sample, trajectories, train, code, bench, report, teacher, data, evaluator, models, download,
+    for module in (distill, sample, trajectories, train, code, bench, report, teacher, data, evaluator, models, recipes, download,
                    inspect, convert):
         module.register(app)
 

@@ -20,7 +20,7 @@ def distill_command(
     fid_samples: int = typer.Option(1000, "--fid-samples", min=0, help="Samples per method for toy-FID / FID (0 = speed only)."),
     batch_sizes: str = typer.Option("1,16", "--batch-sizes", help="Batch sizes of the speed comparison."),
     repeats: int = typer.Option(5, "--repeats", min=1, help="Timed repeats per method and batch size."),
-    baselines: Optional[str] = typer.Option(None, "--baselines", help="Naive baselines benched beside the student, e.g. skip-3,onestep (default: the recipe's)."),
+    baselines: Optional[str] = typer.Option(None, "--baselines", help="Naive baselines benched beside the student, e.g. skip-3,onestep, or none (default: the recipe's)."),
     device: str = DeviceOption,
 ) -> None:
     """Distil a teacher into a 1–2-step student: trajectories → training → benchmark → report.
@@ -36,9 +36,17 @@ def distill_command(
                        train_steps=train_steps, fid_samples=fid_samples,
                        batch_sizes=tuple(parse_int_list(batch_sizes, "--batch-sizes")), repeats=repeats,
                        device=str(resolve_device(device)),
-                       baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()) if baselines else ())
+                       baselines=_baselines(baselines))
     report = run_distill(plan, log=console.print)
     console.print(f"wrote {report}")
+
+
+def _baselines(text: Optional[str]) -> Optional[tuple[str, ...]]:
+    """`--baselines`: None (not given: the recipe's), "none" → (), else the comma-separated names."""
+    if text is None:
+        return None
+    names = tuple(b.strip() for b in text.split(",") if b.strip())
+    return () if names in ((), ("none",)) else names
 
 
 def register(app: typer.Typer) -> None:

@@ -207,8 +207,9 @@ def _geometry(family: str, cfg: dict) -> tuple[int, int]:
 
 def repo_relative(path: str) -> str:
     """`.../recipes/toy/x.yaml` → `recipes/toy/x.yaml` (model cards must not carry the trainer's home folder)."""
-    marker = "/recipes/"
-    return "recipes/" + path.rsplit(marker, 1)[1] if marker in path else path
+    from ardistill.recipes import relative_name
+
+    return relative_name(path)
 
 
 def _storage(state: dict, dtype: torch.dtype) -> dict:

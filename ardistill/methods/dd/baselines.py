@@ -25,6 +25,14 @@ import torch
 from ardistill.errors import BadArgumentError
 from ardistill.sampling.fast import autocast
 
+# Fewest samples per class the marginals are estimated from. Below it they are little more than copies of those few
+# samples: `onestep` would replay the teacher's own images instead of measuring independent per-token draws.
+MIN_SAMPLES_PER_CLASS = 10
+
+
+class TooFewSamplesError(BadArgumentError):
+    """The token sequences given cannot estimate every class's marginals (a class is missing or too rare)."""
+
 
 @dataclass
 class TokenMarginals:
@@ -34,15 +42,19 @@ class TokenMarginals:
 
     @classmethod
     def from_tokens(cls, tokens: torch.Tensor, labels: torch.Tensor, num_classes: int, vocab_size: int,
-                    smoothing: float = 0.0) -> "TokenMarginals":
-        """Empirical frequencies from token sequences [N, L] int64 with labels [N] (every class must appear)."""
+                    smoothing: float = 0.0, min_per_class: int = 1) -> "TokenMarginals":
+        """Empirical frequencies from token sequences [N, L] int64 with labels [N]; every class needs at least
+        `min_per_class` sequences (else TooFewSamplesError naming the classes short of it)."""
         N, L = tokens.shape
+        per_class = torch.bincount(labels.long(), minlength=num_classes)[:num_classes]
+        short = (per_class < max(1, min_per_class)).nonzero().flatten().tolist()
+        if short:
+            shown = ", ".join(f"{c}: {int(per_class[c])}" for c in short[:5]) + (", ..." if len(short) > 5 else "")
+            raise TooFewSamplesError(f"too few samples to estimate token marginals from: {N} sequences, need ≥ "
+                                     f"{max(1, min_per_class)} of every class, have (class: count) {shown}")
         counts = torch.zeros(num_classes, L, vocab_size, dtype=torch.float64)
         index = (labels.long().view(N, 1) * L + torch.arange(L).view(1, L)) * vocab_size + tokens.long()
         counts.view(-1).index_add_(0, index.reshape(-1), torch.ones(N * L, dtype=torch.float64))
-        missing = (counts.sum((1, 2)) == 0).nonzero().flatten().tolist()
-        if missing:
-            raise BadArgumentError(f"no samples of class(es) {missing[:5]} to estimate token marginals from")
         counts += smoothing
         return cls((counts / counts.sum(-1, keepdim=True)).float())
 
@@ -57,12 +69,14 @@ class TokenMarginals:
         return cls.from_tokens(tokens, labels, C, vocab)
 
     @classmethod
-    def from_trajectories(cls, root, teacher) -> "TokenMarginals":
-        """Frequencies of a DD trajectory dataset's tokens (the teacher's own samples at its trajectory settings)."""
+    def from_trajectories(cls, root, teacher, *, min_per_class: int = MIN_SAMPLES_PER_CLASS) -> "TokenMarginals":
+        """Frequencies of a DD trajectory dataset's tokens (the teacher's own samples at its trajectory settings);
+        TooFewSamplesError when a class has fewer than `min_per_class` trajectories."""
         from ardistill.methods.dd.trajectories import open_trajectories
 
         data = open_trajectories(root).load_all()
-        return cls.from_tokens(data["tokens"].long(), data["labels"], teacher.num_classes, teacher.codebook.shape[0])
+        return cls.from_tokens(data["tokens"].long(), data["labels"], teacher.num_classes, teacher.codebook.shape[0],
+                               min_per_class=min_per_class)
 
     def sample(self, labels: torch.Tensor, positions: slice | range | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
@@ -145,4 +159,4 @@ def llamagen_skip_sample(teacher, labels: torch.Tensor, marginals: TokenMarginal
     return torch.cat([state.all_tokens(), rest], dim=1)
 
 
-__all__ = ["TokenMarginals", "var_skip_sample", "llamagen_skip_sample"]
+__all__ = ["MIN_SAMPLES_PER_CLASS", "TooFewSamplesError", "TokenMarginals", "var_skip_sample", "llamagen_skip_sample"]

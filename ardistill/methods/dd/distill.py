@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ardistill.errors import ArdistillError
+from ardistill.errors import ArdistillError, BadArgumentError
 from ardistill.recipes import resolve_recipe
 
 
@@ -30,7 +30,7 @@ class DistillPlan:
     batch_sizes: tuple[int, ...] = (1, 16)
     repeats: int = 5
     device: str = "cpu"
-    baselines: tuple[str, ...] = ()  # naive few-step baselines benched beside the students (default: the recipe's)
+    baselines: tuple[str, ...] | None = None  # naive few-step baselines benched beside the students (None: the recipe's)
 
 
 def recipe_for_teacher(teacher: str, recipe: str | None = None) -> str:
@@ -55,18 +55,19 @@ def run_distill(plan: DistillPlan, *, log: Callable[[str], None] = print, progre
     bad = [s for s in plan.steps if s not in (1, 2)]
     if bad:
         raise ArdistillError(f"--steps must be 1 or 2 (teacher-involved schedules: `ardistill sample --student`), got {bad[0]}")
-    out = plan.out
-    out.mkdir(parents=True, exist_ok=True)
-    if not plan.baselines and recipe.baselines:
+    if plan.baselines is None:
         import dataclasses
 
-        plan = dataclasses.replace(plan, baselines=recipe.baselines)
-
-    # 1. Trajectories (resumable shard by shard).
+        plan = dataclasses.replace(plan, baselines=tuple(recipe.baselines or ()))
     num = recipe.num_trajectories
     if not num or num <= 0:
         raise ArdistillError(f"{plan.recipe}: num_trajectories: set it (or pass --num-trajectories)")
     teacher = load_teacher(plan.teacher, device=plan.device)
+    check_plan(plan, teacher)  # settings the benchmark would refuse are refused now, before hours of work
+    out = plan.out
+    out.mkdir(parents=True, exist_ok=True)
+
+    # 1. Trajectories (resumable shard by shard).
     log(f"[1/3] trajectories: {num} samples of {plan.teacher} → {out / 'trajectories'}")
     generate_trajectories(teacher, out / "trajectories", num=num, seed=recipe.trajectory_seed, shard_size=recipe.shard_size,
                           batch_size=recipe.trajectory_batch_size, flow=recipe.flow, progress=progress,
@@ -84,11 +85,28 @@ def run_distill(plan: DistillPlan, *, log: Callable[[str], None] = print, progre
     # 3. Benchmark: speed side by side with the teacher, toy-FID / class accuracy (or FID) of every method.
     log(f"[3/3] benchmark: teacher vs {', '.join(f'{s}-step student' for s in plan.steps)} → {out / 'bench'}")
     doc = _bench(plan, student_dir, out / "bench")
+    for skipped in doc.get("skipped") or []:
+        log(f"warning: baseline {skipped['name']} skipped: {skipped['reason']}")
     report = out / "report.md"
     from ardistill.io import atomic_write_text
 
     atomic_write_text(report, report_markdown(plan, doc))
     return report
+
+
+def check_plan(plan: DistillPlan, teacher) -> None:
+    """Refuse (one-line BadArgumentError) what only the benchmark, the last stage, would otherwise reject."""
+    from ardistill.bench.methods import parse_baselines
+    from ardistill.bench.run import TOY_NUM_CLASSES
+
+    bad = [b for b in plan.batch_sizes if b < 1]
+    if bad or not plan.batch_sizes:
+        raise BadArgumentError(f"--batch-sizes must be ≥ 1, got {bad[0] if bad else 'none'}")
+    parse_baselines(teacher, plan.baselines or ())
+    if plan.fid_samples > 0 and teacher.num_classes != TOY_NUM_CLASSES:
+        raise BadArgumentError(f"{plan.teacher} is not a model of the built-in world, whose held-out images are the only "
+                               "FID reference `distill` has; pass --fid-samples 0 (speed only), then `ardistill bench "
+                               "--fid --reference ...` on the student")
 
 
 def _bench(plan: DistillPlan, student_dir: Path, bench_dir: Path) -> dict:
@@ -117,14 +135,17 @@ def report_markdown(plan: DistillPlan, doc: dict) -> str:
     from ardistill.bench.report import run_markdown
     from ardistill.training.teacher_recipes import repo_relative
 
+    skipped = {s["name"] for s in doc.get("skipped") or []}
+    baselines = [b for b in plan.baselines or () if b not in skipped]
     lines = [f"# Distilled Decoding of {plan.teacher}", "",
              f"Recipe `{repo_relative(plan.recipe)}`; output `{plan.out}`: `trajectories/`, `student/`, `bench/`.", "",
              "| teacher | " + " | ".join(f"{s}-step student" for s in plan.steps) + " |",
              "|---|" + "---|" * len(plan.steps),
              "| ![teacher](bench/grid-teacher.png) | " + " | ".join(f"![dd-{s}step](bench/grid-dd-{s}step.png)" for s in plan.steps) + " |",
              *([ "", "Naive baselines (the same teacher with AR steps cut, tokens drawn independently):", "",
-                 "| " + " | ".join(plan.baselines) + " |", "|" + "---|" * len(plan.baselines),
-                 "| " + " | ".join(f"![{b}](bench/grid-{b}.png)" for b in plan.baselines) + " |", ""] if plan.baselines else []),
+                 "| " + " | ".join(baselines) + " |", "|" + "---|" * len(baselines),
+                 "| " + " | ".join(f"![{b}](bench/grid-{b}.png)" for b in baselines) + " |", ""] if baselines else []),
+             *[f"**Baseline {s['name']} skipped**: {s['reason']}." for s in doc.get("skipped") or []],
              ""]
     return "\n".join(lines) + run_markdown(doc, plots=[], heading="##", plot_prefix="bench/")
 
