@@ -21,6 +21,18 @@ FastOption = typer.Option(False, "--fast", help="Fast sampling loops (LlamaGen: 
 CompileOption = typer.Option("off", "--compile", help="torch.compile the per-step forward: off, auto (reduce-overhead = CUDA graphs on a GPU, default on CPU), or a torch.compile mode.")
 
 
+def RenamedOption(old: str, new: str):
+    """A hidden option for a spelling that was renamed because torchrun's own parser takes it (`--num` reads as
+    `--numa-binding`, `-t` is `--tee`, `-r` is `--redirects`): given, it is refused with a one-line error naming the
+    new spelling instead of Click's bare "no such option". Its value never reaches the command."""
+
+    def refuse(value: Optional[str]) -> None:
+        if value is not None:
+            raise BadArgumentError(f"{old} is now {new} (torchrun's parser takes {old} for one of its own options)")
+
+    return typer.Option(None, old, hidden=True, callback=refuse, show_default=False)
+
+
 def parse_int_list(text: Optional[str], name: str) -> Optional[list[int]]:
     """'207' or '207,360,387' → [207, 360, 387]."""
     if text is None:

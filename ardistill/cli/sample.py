@@ -7,12 +7,12 @@ from typing import Optional
 
 import typer
 
-from ardistill.cli.common import (CompileOption, DeviceOption, DtypeOption, FastOption, WeightsDirOption, console, out_path, parse_int_list,
-                                  parse_number_list)
+from ardistill.cli.common import (CompileOption, DeviceOption, DtypeOption, FastOption, RenamedOption, WeightsDirOption, console, out_path,
+                                  parse_int_list, parse_number_list)
 
 
 def sample_command(
-    teacher: Optional[str] = typer.Option(None, "--teacher", "-t", help="Registered model name (see `ardistill models`) or a checkpoint path.", show_default=False),
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="Registered model name (see `ardistill models`) or a checkpoint path.", show_default=False),
     student: Optional[str] = typer.Option(None, "--student", help="Sample with a DD student instead: a folder from `ardistill train` or a name like dd-var-d16 (its teacher decodes; --teacher overrides it).", show_default=False),
     steps: int = typer.Option(1, "--steps", min=1, help="DD student steps: 1 or 2 (only with --student)."),
     drafter: Optional[str] = typer.Option(None, "--drafter", help="CoDe: the large VAR that drafts scales < N (with --refiner, --draft-steps).", show_default=False),
@@ -20,7 +20,7 @@ def sample_command(
     draft_steps: Optional[int] = typer.Option(None, "--draft-steps", min=0, help="CoDe: scales made by the drafter (0 = refiner alone, K = drafter alone)."),
     finetuned: Optional[Path] = typer.Option(None, "--finetuned", help="CoDe: a folder from `ardistill code finetune` (its pair and weights).", show_default=False),
     classes: Optional[str] = typer.Option(None, "--class", "-c", help="Class id, or a comma-separated list cycled over the images (default: 0, 1, 2, … cycled over the model's classes)."),
-    num: int = typer.Option(8, "--num", "-n", min=1, help="Number of images."),
+    num: int = typer.Option(8, "--num-images", "-n", min=1, help="Number of images."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampler's random generator: same seed, same images."),
     cfg: Optional[float] = typer.Option(None, "--cfg", help="Classifier-free guidance scale (default: the model's)."),
     top_k: Optional[str] = typer.Option(None, "--top-k", help="Keep the k most likely tokens (0 = off); VAR: one value or one per scale."),
@@ -37,12 +37,14 @@ def sample_command(
     dtype: str = DtypeOption,
     fast: bool = FastOption,
     compile: str = CompileOption,
+    old_t: Optional[str] = RenamedOption("-t", "--teacher"),
+    old_num: Optional[str] = RenamedOption("--num", "--num-images"),
 ) -> None:
     """Sample images with a teacher's sampler and write them as a PNG grid.
 
     The default is the exact fp32 reference path; --fast, --dtype bf16 and --compile auto make it faster.
 
-    Example: ardistill sample --teacher var-d16 --class 207 --num 8 --seed 0 --cfg 1.5 --top-k 900 --top-p 0.95 --out grid.png
+    Example: ardistill sample --teacher var-d16 --class 207 --num-images 8 --seed 0 --cfg 1.5 --top-k 900 --top-p 0.95 --out grid.png
     """
     import torch
 

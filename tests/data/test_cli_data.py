@@ -15,7 +15,7 @@ def run(argv, capsys):
 
 def test_preview_writes_grid(tmp_path, capsys):
     out = tmp_path / "grid.png"
-    code, stdout, _ = run(["data", "preview", "--out", str(out), "--num", "24", "--size", "32"], capsys)
+    code, stdout, _ = run(["data", "preview", "--out", str(out), "--num-images", "24", "--size", "32"], capsys)
     assert code == 0 and "disc" in stdout
     with Image.open(out) as im:
         # 12 per row (one column per class), 2 rows, 32 px tiles with 2 px padding

@@ -42,7 +42,7 @@ def train_from_dd_recipe(recipe_ref: str, *, out: Path | None = None, resume: bo
     name = str(recipe.get("name") or Path(where).stem)
     traj_dir = Path(trajectories or recipe.get("trajectories") or f"runs/trajectories/{recipe['teacher']}")
     if not (traj_dir / "meta.json").is_file():
-        raise ArdistillError(f"{traj_dir}: no trajectory dataset there; make it first (`ardistill trajectories --teacher T --num N --out DIR`) "
+        raise ArdistillError(f"{traj_dir}: no trajectory dataset there; make it first (`ardistill trajectories --teacher T --num-samples N --out DIR`) "
                              "or pass --trajectories DIR")
     ds = open_trajectories(traj_dir)
     teacher = load_teacher(recipe["teacher"], device=device)
