@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from ardistill.devices import resolve_device
 from ardistill.errors import ArdistillError, CheckpointError
 from ardistill.registry import checkpoint_guessers, family_loader, get_model_spec, list_models
 from ardistill.sampling.fast import parse_dtype
@@ -33,6 +34,8 @@ def load_teacher(
         vae: path of the tokenizer checkpoint; default: the registered file in the weights folder (for a path,
             the tokenizer file is also looked for next to the checkpoint).
         weights_dir: folder with official weight files (default ``$ARDISTILL_HOME`` or ``~/.cache/ardistill``).
+        device: ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"`` (CUDA, else MPS, else CPU); an
+            unavailable device is a one-line error.
         random_init: build with the official initialisation scheme and no file (tests, benchmarks).
         seed: seed of the random initialisation.
         dtype: float32 (exact, default), bfloat16 or float16 (a string "fp32" / "bf16" / "fp16" works too): the
@@ -50,7 +53,7 @@ def load_teacher(
         transformer_path=transformer_path,
         vae_path=Path(vae) if vae is not None else None,
         weights_dir=weights_dir,
-        device=torch.device(device),
+        device=resolve_device(device),
         dtype=parse_dtype(dtype),
         random_init=random_init,
         seed=seed,
@@ -81,11 +84,11 @@ def load_evaluator(path: str | os.PathLike | None = None, *, device: str | torch
     """The shipped evaluator of the procedural world (or the one in folder `path`).
 
     `.predict(images [B, 3, H, W] in [0, 1]) -> labels [B]`, `.features(images) -> [B, D]`,
-    `.accuracy(images, labels) -> float`.
+    `.accuracy(images, labels) -> float`. device: as for `load_teacher` (default "cpu"; "auto" picks CUDA / MPS / CPU).
     """
     from ardistill.eval.evaluator import load_evaluator as _load
 
-    return _load(path, device=device)
+    return _load(path, device=resolve_device(device))
 
 
 def load_student(name_or_path: str | os.PathLike, *, teacher=None, weights_dir: str | os.PathLike | None = None,
@@ -93,10 +96,13 @@ def load_student(name_or_path: str | os.PathLike, *, teacher=None, weights_dir: 
     """A Distilled Decoding student: a folder made by `ardistill train` (student.json + student.safetensors) or an
     official release name (`dd-var-d16`, `dd-llamagen-l`, ...). `teacher`: a Teacher or a name (default: the
     student's own teacher). `.sample(labels, steps=1, noise=None, seed=None, return_embeddings=False)` → tokens [B, L].
-    dtype: the student's compute dtype, "fp32" / "bf16" / "fp16" (default: the teacher's).
+    dtype: the student's compute dtype, "fp32" / "bf16" / "fp16" (default: the teacher's). device: default the
+    teacher's; "auto" picks CUDA / MPS / CPU.
     """
     from ardistill.methods.dd.student import load_student as _load
 
+    if device is not None:
+        device = resolve_device(device)
     return _load(name_or_path, teacher=teacher, weights_dir=weights_dir, device=device, dtype=dtype)
 
 

@@ -125,7 +125,9 @@ def run_benchmark(cfg: BenchConfig, *, progress: Progress | None = None,
     from ardistill.bench.quality import CHUNK, GeneratedImages, imagenet_quality, toy_quality
 
     progress = progress or Progress()
-    device = torch.device(cfg.device)
+    from ardistill.devices import resolve_device
+
+    device = resolve_device(cfg.device)  # "auto" too; an unavailable device is a one-line error
     teacher, models = load_models(cfg)
     methods = build_all_methods(cfg, teacher, models)
     for b in cfg.speed.batch_sizes:

@@ -15,7 +15,7 @@ console = Console(highlight=False)
 WeightsDirOption = typer.Option(
     None, "--weights-dir", envvar="ARDISTILL_HOME", help="Folder with official weight files (default: ~/.cache/ardistill).", show_envvar=True
 )
-DeviceOption = typer.Option("cpu", "--device", help="Torch device: cpu, cuda, cuda:1, ...")
+DeviceOption = typer.Option("auto", "--device", help="Torch device: auto (CUDA, else Apple MPS, else CPU), cpu, cuda, cuda:1, mps.")
 DtypeOption = typer.Option("fp32", "--dtype", help="fp32 (exact, the official numbers), bf16 or fp16 (GPU): the transformer's matrices and the tokenizer decoder run in that dtype.")
 FastOption = typer.Option(False, "--fast", help="Fast sampling loops (LlamaGen: prefix attention, no per-token host copies); in fp32 the same tokens as the reference.")
 CompileOption = typer.Option("off", "--compile", help="torch.compile the per-step forward: off, auto (reduce-overhead = CUDA graphs on a GPU, default on CPU), or a torch.compile mode.")
@@ -63,15 +63,10 @@ def parse_dtype(name: str):
 
 
 def resolve_device(name: str):
-    import torch
+    """`--device` → a torch.device: auto = CUDA, else MPS, else CPU; an unavailable explicit device is an error."""
+    from ardistill.devices import resolve_device as resolve
 
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise BadArgumentError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BadArgumentError(f"device {name!r} requested but CUDA is not available on this machine")
-    return dev
+    return resolve(name)
 
 
 def human_count(n: int) -> str:
