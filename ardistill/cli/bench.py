@@ -79,9 +79,9 @@ def bench_command(
     )
     out.mkdir(parents=True, exist_ok=True)
 
-    def save_method_grid(name: str, images) -> str:
+    def save_method_grid(name: str, images, caption: str) -> str:
         fname = f"grid-{name}.png"
-        save_grid(images, out / fname)
+        save_grid(images, out / fname, caption=caption)
         return fname
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -18,6 +18,8 @@ WeightsDirOption = typer.Option(
 DeviceOption = typer.Option("auto", "--device", help="Torch device: auto (CUDA, else Apple MPS, else CPU), cpu, cuda, cuda:1, mps.")
 DtypeOption = typer.Option("fp32", "--dtype", help="fp32 (exact, the official numbers), bf16 or fp16 (GPU): the transformer's matrices and the tokenizer decoder run in that dtype.")
 FastOption = typer.Option(False, "--fast", help="Fast sampling loops (LlamaGen: prefix attention, no per-token host copies); in fp32 the same tokens as the reference.")
+UpscaleOption = typer.Option(None, "--upscale", min=1, show_default=False,
+                             help="Enlarge each image in the grid by this integer factor, nearest neighbour (default: to at least 128 px, so 32-px images 4×; 1 = native size).")
 CompileOption = typer.Option("off", "--compile", help="torch.compile the per-step forward: off, auto (reduce-overhead = CUDA graphs on a GPU, default on CPU), or a torch.compile mode.")
 
 

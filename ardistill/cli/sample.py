@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ardistill.cli.common import (CompileOption, DeviceOption, DtypeOption, FastOption, RenamedOption, WeightsDirOption, console, out_path,
+from ardistill.cli.common import (CompileOption, DeviceOption, DtypeOption, FastOption, RenamedOption, UpscaleOption, WeightsDirOption, console, out_path,
                                   parse_int_list, parse_number_list)
 
 
@@ -30,6 +30,7 @@ def sample_command(
     out: Path = typer.Option(Path("samples.png"), "--out", "-o", help="PNG grid to write."),
     save_tokens: bool = typer.Option(False, "--save-tokens", help="Also write OUT.tokens.safetensors with tokens [N, L] and labels [N]."),
     nrow: Optional[int] = typer.Option(None, "--nrow", min=1, help="Images per grid row (default: ≈√N)."),
+    upscale: Optional[int] = UpscaleOption,
     weights_dir: Optional[str] = WeightsDirOption,
     vae: Optional[Path] = typer.Option(None, "--vae", help="Tokenizer checkpoint (default: the registered file)."),
     random_init: bool = typer.Option(False, "--random-init", help="Use randomly initialised weights (no files needed; for smoke tests)."),
@@ -61,7 +62,7 @@ def sample_command(
         out_path(tokens_path)
     if student is not None:
         _sample_student(student, teacher, steps, classes, num, seed, batch_size, out, tokens_path if save_tokens else None,
-                        nrow, weights_dir, resolve_device(device))
+                        nrow, upscale, weights_dir, resolve_device(device))
         return
     if drafter is not None or refiner is not None or finetuned is not None:
         from ardistill.cli.code import load_pair_sampler
@@ -90,15 +91,20 @@ def sample_command(
             all_images.append(model.decode(toks).float().cpu())
             progress.advance(task, len(lab))
     images = torch.cat(all_images)
-    save_grid(images, out, nrow=nrow)
-    console.print(f"wrote {out} ({num} images, {images.shape[-1]}×{images.shape[-2]}, {model.name})")
+    factor = save_grid(images, out, nrow=nrow, upscale=upscale)
+    console.print(f"wrote {out} ({num} images, {images.shape[-1]}×{images.shape[-2]}{_shown(factor)}, {model.name})")
     if save_tokens:
         atomic_save_safetensors({"tokens": torch.cat(all_tokens), "labels": labels}, tokens_path,
                                 metadata={"teacher": model.name, "seed": str(seed), "batch_size": str(batch_size)})
         console.print(f"wrote {tokens_path}")
 
 
-def _sample_student(student_ref, teacher_ref, steps, classes, num, seed, batch_size, out, tokens_path, nrow, weights_dir, device) -> None:
+def _shown(factor: int) -> str:
+    return f" shown {factor}× (--upscale 1: native size)" if factor > 1 else ""
+
+
+def _sample_student(student_ref, teacher_ref, steps, classes, num, seed, batch_size, out, tokens_path, nrow, upscale, weights_dir,
+                    device) -> None:
     """DD student sampling: continuous outputs decoded as the release does; batch b uses noise seed `seed + b`."""
     import torch
 
@@ -118,8 +124,8 @@ def _sample_student(student_ref, teacher_ref, steps, classes, num, seed, batch_s
         tokens.append(nearest_codes(e, st.codebook).cpu())
         images.append(st.teacher.decode_embeddings(e).float().cpu())
     images = torch.cat(images)
-    save_grid(images, out, nrow=nrow)
-    console.print(f"wrote {out} ({num} images, {steps}-step DD student {st.name} of {st.teacher.name})")
+    factor = save_grid(images, out, nrow=nrow, upscale=upscale)
+    console.print(f"wrote {out} ({num} images{_shown(factor)}, {steps}-step DD student {st.name} of {st.teacher.name})")
     if tokens_path is not None:
         atomic_save_safetensors({"tokens": torch.cat(tokens), "labels": labels}, tokens_path,
                                 metadata={"student": st.name, "teacher": st.teacher.name, "steps": str(steps), "seed": str(seed)})
