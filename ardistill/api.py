@@ -26,14 +26,16 @@ def load_teacher(
     fast: bool = False,
     compile: bool | str | None = None,
 ) -> Teacher:
-    """Load a teacher by registered name (``"var-d16"``, ``"llamagen-b"``, ...) or from a checkpoint file.
+    """Load a teacher by registered name (``"var-d16"``, ``"llamagen-b"``, ...; official files are downloaded from the
+    Hub on first use, see `download`) or from a checkpoint file (e.g. a release file ``.../c2i_B_256.pt``).
 
     Args:
         name_or_path: a registered name, or the path of a transformer checkpoint (.pth/.pt/.safetensors) whose
             config is recognised from its keys and shapes.
         vae: path of the tokenizer checkpoint; default: the registered file in the weights folder (for a path,
             the tokenizer file is also looked for next to the checkpoint).
-        weights_dir: folder with official weight files (default ``$ARDISTILL_HOME`` or ``~/.cache/ardistill``).
+        weights_dir: folder with official weight files, where missing ones are downloaded (default ``$ARDISTILL_HOME``;
+            unset: looked up in ``~/.cache/ardistill`` and the Hugging Face cache, downloaded into the latter).
         device: ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"`` (CUDA, else MPS, else CPU); an
             unavailable device is a one-line error.
         random_init: build with the official initialisation scheme and no file (tests, benchmarks).
@@ -91,10 +93,32 @@ def load_evaluator(path: str | os.PathLike | None = None, *, device: str | torch
     return _load(path, device=resolve_device(device))
 
 
+def download(names: str | list[str], *, weights_dir: str | os.PathLike | None = None,
+             offline: bool | None = None) -> dict[str, list[Path]]:
+    """Download the official weight files of registered models (what `load_teacher` / `load_student` would fetch on
+    first use) and return {model name: [local paths]}. Files already present are not downloaded again.
+
+    names: one name or a list ("var-d16", "dd-llamagen-b", ...); a DD student brings its teacher's files too.
+    weights_dir: download into this folder in the release's layout (default: $ARDISTILL_HOME, else the Hugging Face
+        cache). offline: only check that the files are present (default: $HF_HUB_OFFLINE).
+    Files come from each repository's pinned revision (`ardistill.zoo.HUB_REVISIONS`), through huggingface_hub.
+    """
+    from ardistill.registry import download_model, get_model_spec
+
+    names = [names] if isinstance(names, str) else list(names)
+    for name in names:
+        get_model_spec(name)  # every name is checked before anything is downloaded
+    out: dict[str, list[Path]] = {}
+    for name in names:
+        out.update(download_model(name, weights_dir, offline=offline))
+    return out
+
+
 def load_student(name_or_path: str | os.PathLike, *, teacher=None, weights_dir: str | os.PathLike | None = None,
                  device: str | torch.device | None = None, dtype: torch.dtype | str | None = None):
-    """A Distilled Decoding student: a folder made by `ardistill train` (student.json + student.safetensors) or an
-    official release name (`dd-var-d16`, `dd-llamagen-l`, ...). `teacher`: a Teacher or a name (default: the
+    """A Distilled Decoding student: a folder made by `ardistill train` (student.json + student.safetensors), an
+    official release name (`dd-var-d16`, `dd-llamagen-l`, ...; downloaded on first use) or an official release file
+    (`.../VAR-DD/var-d16.pth`, `.../llamagen-B.pt`). `teacher`: a Teacher or a name (default: the
     student's own teacher). `.sample(labels, steps=1, noise=None, seed=None, return_embeddings=False)` → tokens [B, L].
     dtype: the student's compute dtype, "fp32" / "bf16" / "fp16" (default: the teacher's). device: default the
     teacher's; "auto" picks CUDA / MPS / CPU.
@@ -106,4 +130,4 @@ def load_student(name_or_path: str | os.PathLike, *, teacher=None, weights_dir: 
     return _load(name_or_path, teacher=teacher, weights_dir=weights_dir, device=device, dtype=dtype)
 
 
-__all__ = ["load_teacher", "list_models", "load_evaluator", "load_student"]
+__all__ = ["load_teacher", "list_models", "load_evaluator", "load_student", "download"]

@@ -2,8 +2,10 @@
 look up by name, extend by registering.
 
 A :class:`ModelSpec` maps a name such as ``var-d16`` to its family, its config and the weight files it needs.
-Weight files are looked up in ``--weights-dir`` / ``$ARDISTILL_HOME`` (default ``~/.cache/ardistill``); built-in
-models carry their weights inside the package. A family registers one loader (spec → Teacher) and one
+An official weight file is looked up in ``--weights-dir`` / ``$ARDISTILL_HOME`` (default ``~/.cache/ardistill``,
+flat or in the release's layout) and in the Hugging Face cache, and downloaded from its pinned Hub revision on first
+use (`ardistill.hub`): into the weights folder when one is given, else into the Hub cache. Built-in models carry
+their weights inside the package and never download. A family registers one loader (spec → Teacher) and one
 checkpoint guesser (state dict → what it is) so that ``load_teacher`` and ``ardistill inspect`` need no
 per-family special cases.
 """
@@ -19,17 +21,23 @@ from typing import Any, Callable
 import torch
 
 from ardistill.errors import UnknownModelError, WeightsMissingError
+from ardistill.hub import HubFile
 
 PACKAGE_WEIGHTS = Path(__file__).resolve().parent / "weights"
 
 
 @dataclass(frozen=True)
 class WeightFile:
-    """One file a model needs: its role ("transformer", "tokenizer", ...), file name and where it is published."""
+    """One file a model needs: its role ("transformer", "tokenizer", ...), its file name and, for official files,
+    where it is published (`hub`: repository, path inside it, pinned revision)."""
 
     role: str
     filename: str
-    url: str = ""
+    hub: HubFile | None = None
+
+    @property
+    def url(self) -> str:
+        return self.hub.url if self.hub is not None else ""
 
 
 @dataclass(frozen=True)
@@ -119,28 +127,82 @@ def weights_home(weights_dir: str | os.PathLike | None = None) -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "ardistill"
 
 
+def download_dir(weights_dir: str | os.PathLike | None = None) -> Path | None:
+    """Where downloads go: the argument, else $ARDISTILL_HOME (in the release's layout), else None = the Hub cache."""
+    if weights_dir is not None:
+        return Path(weights_dir).expanduser()
+    env = os.environ.get("ARDISTILL_HOME")
+    return Path(env).expanduser() if env else None
+
+
 def candidate_paths(spec: ModelSpec, wf: WeightFile, weights_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Paths tried for a weight file, in order: built-in package folder, then the weights home
-    (the file name as published, then its `.safetensors` conversion)."""
+    """Local paths tried for a weight file, in order: the built-in package folder; else in the weights home the
+    release's layout (`VAR-DD/var-d16.pth`), the file name alone, then its `.safetensors` conversion."""
     if spec.builtin:
         return [PACKAGE_WEIGHTS / spec.name / wf.filename]
     home = weights_home(weights_dir)
     stem = Path(wf.filename).stem
-    return [home / wf.filename, home / f"{stem}.safetensors"]
+    paths = [home / wf.hub.filename] if wf.hub is not None and wf.hub.filename != wf.filename else []
+    return paths + [home / wf.filename, home / f"{stem}.safetensors"]
 
 
-def find_weight_file(spec: ModelSpec, role: str, weights_dir: str | os.PathLike | None = None) -> Path:
-    wf = spec.file(role)
-    paths = candidate_paths(spec, wf, weights_dir)
-    for p in paths:
+def local_weight_file(spec: ModelSpec, wf: WeightFile, weights_dir: str | os.PathLike | None = None) -> Path | None:
+    """The weight file on this machine (weights home, then the Hub cache when no folder is set), or None. No network."""
+    for p in candidate_paths(spec, wf, weights_dir):
         if p.is_file():
             return p
-    where = paths[0].parent
-    src = f"; the official release publishes it at {wf.url}" if wf.url else ""
-    raise WeightsMissingError(
-        f"{spec.name}: {wf.filename} not found in {where} (set --weights-dir or $ARDISTILL_HOME){src}"
-    )
+    if wf.hub is not None and not spec.builtin and download_dir(weights_dir) is None:
+        from ardistill.hub import local_path
+
+        return local_path(wf.hub)
+    return None
+
+
+def download_command(spec: ModelSpec) -> str:
+    return f"ardistill download {spec.name}"
+
+
+def find_weight_file(spec: ModelSpec, role: str, weights_dir: str | os.PathLike | None = None, *,
+                     offline: bool | None = None) -> Path:
+    """The local path of a model's weight file, downloaded from its pinned Hub revision on first use (see the module
+    docstring). offline: never download (default: $HF_HUB_OFFLINE). One-line WeightsMissingError when it cannot be had."""
+    wf = spec.file(role)
+    found = local_weight_file(spec, wf, weights_dir)
+    if found is not None:
+        return found
+    if wf.hub is None or spec.builtin:
+        where = candidate_paths(spec, wf, weights_dir)[0].parent
+        src = "" if spec.builtin else " (set --weights-dir or $ARDISTILL_HOME)"
+        raise WeightsMissingError(f"{spec.name}: {wf.filename} not found in {where}{src}")
+    from ardistill.hub import download_file
+
+    target = download_dir(weights_dir)
+    try:
+        return download_file(wf.hub, local_dir=target, offline=offline, command=download_command(spec))
+    except WeightsMissingError as e:
+        where = f"{weights_home(weights_dir)}" + ("" if target is not None else " or the Hugging Face cache")
+        reason = getattr(e, "reason", str(e))
+        raise WeightsMissingError(f"{spec.name}: {wf.filename} not found in {where} and not downloadable now ({reason}): "
+                                  f"run `{download_command(spec)}` where the Hub is reachable (source: {wf.url})") from None
+
+
+def weights_status(spec: ModelSpec, weights_dir: str | os.PathLike | None = None) -> list[tuple[WeightFile, Path | None]]:
+    """(file, local path or None = will be downloaded on first use) for each of a model's weight files. No network."""
+    return [(wf, local_weight_file(spec, wf, weights_dir)) for wf in spec.files]
 
 
 def weights_present(spec: ModelSpec, weights_dir: str | os.PathLike | None = None) -> bool:
-    return all(any(p.is_file() for p in candidate_paths(spec, wf, weights_dir)) for wf in spec.files)
+    return all(path is not None for _, path in weights_status(spec, weights_dir))
+
+
+def download_model(name: str, weights_dir: str | os.PathLike | None = None, *, offline: bool | None = None,
+                   with_teacher: bool = True) -> dict[str, list[Path]]:
+    """Every weight file of a registered model, downloaded when missing: {model name: [local paths]}. A DD student
+    brings its teacher's files too (it cannot sample without them) unless with_teacher=False. Built-in models: their
+    package files (nothing is downloaded)."""
+    spec = get_model_spec(name)
+    out = {spec.name: [find_weight_file(spec, wf.role, weights_dir, offline=offline) for wf in spec.files]}
+    teacher = getattr(spec.config, "teacher", None) if spec.kind == "student" else None
+    if with_teacher and teacher:
+        out.update(download_model(teacher, weights_dir, offline=offline, with_teacher=False))
+    return out

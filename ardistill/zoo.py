@@ -4,14 +4,35 @@ from __future__ import annotations
 
 from ardistill.models.llamagen.config import gpt_config
 from ardistill.models.var.config import var_config
+from ardistill.hub import HubFile
 from ardistill.registry import ModelSpec, WeightFile, register_family, register_model
 
-VAR_HF = "https://huggingface.co/FoundationVision/var/resolve/main"
-LLAMAGEN_HF = "https://huggingface.co/FoundationVision/LlamaGen/resolve/main"
+# Hub revision of each official repository: the one table to edit when a release moves. Commit hashes were read from
+# the repositories' huggingface.co commit pages; a branch name means no commit could be confirmed (docs/weights.md).
+HUB_REVISIONS = {
+    # "add var_d36.pth" (jiangyi.enjoy, after "[upd] d20" 367386c of Apr 19 2024, the last change of var_d16–d30 and
+    # vae_ch160v4096z32.pth): every VAR file ardistill registers.
+    "FoundationVision/var": "6d0ee6598a42f75079aa79e58b012b57b284c91b",
+    # "add c2i models" (Jun 5 2024): every c2i_*.pt and vq_ds16_c2i.pt (added in e467ee8, its ancestor); later commits
+    # only touch README.md and add vq_ds16_c2i_training.pt.
+    "FoundationVision/LlamaGen": "dc1fec543f6ac82e0cb9bbed058d5eaa26a30e6e",
+    # No commit hash of this repository could be confirmed: "main" until one is (files as the DD README links them).
+    "microsoft/distilled_decoding": "main",
+}
+
+
+def hub_file(repo_id: str, filename: str) -> HubFile:
+    """A file of an official repository at its pinned revision."""
+    return HubFile(repo_id, filename, revision=HUB_REVISIONS[repo_id])
+
+
+def official_file(role: str, repo_id: str, path: str) -> WeightFile:
+    return WeightFile(role, path.rsplit("/", 1)[-1], hub_file(repo_id, path))
+
 
 # ---------------------------------------------------------------------------------------------------- VAR
 VAR_PARAMS = {16: 310_283_520, 20: 600_920_320, 24: 1_033_396_224, 30: 2_010_040_320, 36: 2_353_900_000}
-_VAE_FILE = WeightFile("tokenizer", "vae_ch160v4096z32.pth", f"{VAR_HF}/vae_ch160v4096z32.pth")
+_VAE_FILE = official_file("tokenizer", "FoundationVision/var", "vae_ch160v4096z32.pth")
 for _d in (16, 20, 24, 30, 36):
     _cfg = var_config(_d)
     register_model(
@@ -19,7 +40,7 @@ for _d in (16, 20, 24, 30, 36):
             name=f"var-d{_d}",
             family="var",
             config=_cfg,
-            files=(WeightFile("transformer", f"var_d{_d}.pth", f"{VAR_HF}/var_d{_d}.pth"), _VAE_FILE),
+            files=(official_file("transformer", "FoundationVision/var", f"var_d{_d}.pth"), _VAE_FILE),
             description=f"VAR-d{_d} next-scale prediction (FoundationVision/VAR)",
             tokens_per_image=_cfg.seq_len,
             image_size=_cfg.vae.image_size,
@@ -33,7 +54,7 @@ for _d in (16, 20, 24, 30, 36):
 LLAMAGEN_PARAMS = {"B": 110_888_448, "L": 342_910_976, "XL": 774_699_520, "XXL": 1_410_972_672, "3B": 3_096_659_200}
 # (size, image size) pairs of the released class-conditional checkpoints, with the official FID cfg.
 _LLAMAGEN_RELEASES = [("B", 256, 2.0), ("B", 384, 2.0), ("L", 256, 2.0), ("L", 384, 2.0), ("XL", 384, 1.75), ("XXL", 384, 1.75), ("3B", 384, 1.65)]
-_VQ_FILE = WeightFile("tokenizer", "vq_ds16_c2i.pt", f"{LLAMAGEN_HF}/vq_ds16_c2i.pt")
+_VQ_FILE = official_file("tokenizer", "FoundationVision/LlamaGen", "vq_ds16_c2i.pt")
 for _size, _res, _cfg_scale in _LLAMAGEN_RELEASES:
     _cfg = gpt_config(_size, _res)
     _name = f"llamagen-{_size.lower()}" + ("" if _res == 256 or (_size not in ("B", "L")) else f"-{_res}")
@@ -42,7 +63,7 @@ for _size, _res, _cfg_scale in _LLAMAGEN_RELEASES:
             name=_name,
             family="llamagen",
             config=_cfg,
-            files=(WeightFile("transformer", f"c2i_{_size}_{_res}.pt", f"{LLAMAGEN_HF}/c2i_{_size}_{_res}.pt"), _VQ_FILE),
+            files=(official_file("transformer", "FoundationVision/LlamaGen", f"c2i_{_size}_{_res}.pt"), _VQ_FILE),
             description=f"LlamaGen-{_size} class-conditional GPT, {_res} px (FoundationVision/LlamaGen)",
             tokens_per_image=_cfg.block_size,
             image_size=_res,
@@ -108,8 +129,8 @@ _register_builtins()
 
 
 # ---------------------------------------------------------------------------------------- DD students (official)
-# microsoft/distilled_decoding release files; t_list / split from the README's 2-step commands.
-DD_HF = "https://huggingface.co/microsoft/distilled_decoding/resolve/main"
+# microsoft/distilled_decoding release files (paths as the DD GitHub README links them); t_list / split from the
+# README's 2-step commands.
 
 
 def _register_dd_students() -> None:
@@ -128,7 +149,7 @@ def _register_dd_students() -> None:
                 name=name,
                 family=f"dd-{family}",
                 config=DDStudentConfig(family=family, teacher=teacher, t_list=t_list, split=split),
-                files=(WeightFile("student", path.split("/")[-1], f"{DD_HF}/{path}"),),
+                files=(official_file("student", "microsoft/distilled_decoding", path),),
                 description=f"Distilled Decoding student of {teacher}, 1–2 steps (microsoft/distilled_decoding)",
                 tokens_per_image=680 if family == "var" else 256,
                 image_size=256,

@@ -17,7 +17,14 @@ torch.set_float32_matmul_precision("highest")
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):
-    """Each test sees an empty weights folder unless it sets one."""
+    """Each test sees an empty weights folder unless it sets one, an empty Hugging Face cache, and no Hub: offline
+    mode, and an endpoint nothing listens on (tests/hub serves a local one when a test downloads)."""
     home = tmp_path_factory.mktemp("ardistill_home")
     monkeypatch.setenv("ARDISTILL_HOME", str(home))
+    hf_home = tmp_path_factory.mktemp("hf_home")
+    monkeypatch.setenv("HF_HOME", str(hf_home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(hf_home / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
     yield home

@@ -4,6 +4,7 @@ import pytest
 
 from ardistill.errors import UnknownModelError, WeightsMissingError
 from ardistill.registry import find_weight_file, get_model_spec, list_models, weights_home
+from ardistill.zoo import HUB_REVISIONS
 
 
 def test_official_names_registered():
@@ -19,12 +20,14 @@ def test_unknown_name_suggests_close_names():
         get_model_spec("var-d61")
 
 
-def test_missing_weights_error_names_file_folder_and_source(tmp_path):
-    spec = get_model_spec("var-d16")
+def test_missing_weights_error_names_file_folder_source_and_command(tmp_path):
+    spec = get_model_spec("var-d16")  # offline (tests/conftest.py): the file cannot be downloaded
     with pytest.raises(WeightsMissingError) as e:
         find_weight_file(spec, "transformer", tmp_path)
     msg = str(e.value)
-    assert "var_d16.pth" in msg and str(tmp_path) in msg and "huggingface.co/FoundationVision/var" in msg
+    assert "var_d16.pth" in msg and str(tmp_path) in msg and "`ardistill download var-d16`" in msg and "offline" in msg
+    assert f"FoundationVision/var/resolve/{HUB_REVISIONS['FoundationVision/var']}/var_d16.pth" in msg
+    assert "\n" not in msg
 
 
 def test_weights_home_precedence(tmp_path, monkeypatch):

@@ -9,14 +9,14 @@ speed part used. Chunks are generated lazily while torch-fidelity reads the data
 - Under torchrun each rank makes a contiguous range of chunks; the uint8 images are gathered on rank 0 in global
   index order for one torch-fidelity computation, whose numbers every rank then returns (same FID as one process).
 - ImageNet: torch-fidelity's Inception ("inception-v3-compat") with weights from a local file checked by SHA-256;
-  the reference is an ADM reference batch `.npz` (FID against its `mu`/`sigma`; KID and precision/recall against
-  its `arr_0` images) or a folder of images. Generated features are extracted once for all metrics.
+  the reference (see `ardistill.bench.references`: the ADM reference batch, the DD release's statistics, or a file
+  or folder) gives FID statistics `mu`/`sigma` (FID against them) and/or images (KID, precision/recall, and FID
+  when there are no statistics). Generated features are extracted once for all metrics.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 
 from ardistill import distributed
 from ardistill.bench.methods import BenchMethod
+from ardistill.bench.references import NpzImages, Reference, load_reference  # noqa: F401  (re-exported)
 from ardistill.bench.speed import balanced_labels
 from ardistill.errors import ArdistillError
 from ardistill.images import to_uint8
@@ -187,80 +188,6 @@ def inception_weights(path: str | os.PathLike | None) -> str:
     return str(p)
 
 
-class NpzImages(Dataset):
-    """The `arr_0` images (uint8 `[N, H, W, 3]`) of an ADM reference batch, memory-mapped, as `[3, H, W]` items."""
-
-    def __init__(self, images):
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ArdistillError(f"arr_0 has shape {list(images.shape)}; expected [N, H, W, 3] uint8")
-        self.images = images
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return torch.from_numpy(self.images[i].copy()).permute(2, 0, 1).contiguous()
-
-
-def npz_member(path: Path, name: str) -> np.ndarray:
-    """Array `name` of an .npz, memory-mapped when the member is stored uncompressed (as `np.savez` writes ADM's
-    reference batches: 10 GB of images are not read into memory); compressed members are read whole."""
-    import zipfile
-
-    with zipfile.ZipFile(path) as zf:
-        info = zf.getinfo(f"{name}.npy")
-        if info.compress_type != zipfile.ZIP_STORED:
-            with zf.open(info) as f:
-                return np.lib.format.read_array(f)
-    with open(path, "rb") as f:
-        f.seek(info.header_offset)
-        local = f.read(30)  # zip local file header: name and extra-field lengths at bytes 26..29
-        f.seek(info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little"))
-        fmt = np.lib.format
-        readers = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
-        version = fmt.read_magic(f)
-        if version not in readers:
-            return np.load(path)[name]
-        shape, fortran, dtype = readers[version](f)
-        offset = f.tell()
-    return np.memmap(path, dtype=dtype, mode="r", shape=shape, offset=offset, order="F" if fortran else "C")
-
-
-@dataclass
-class Reference:
-    """What a reference offers: images (KID, precision/recall, FID) and/or precomputed FID statistics (mu, sigma)."""
-
-    images: Dataset | None
-    fid_statistics: dict | None
-    source: str
-
-
-def load_reference(reference: str | os.PathLike) -> Reference:
-    """An ADM reference batch `.npz` (`mu`/`sigma` → FID; `arr_0` images → KID, precision/recall) or a folder of
-    images (png/jpg/jpeg)."""
-    p = Path(reference)
-    if p.is_dir():
-        from torch_fidelity.datasets import ImagesPathDataset
-        from torch_fidelity.utils import glob_samples_paths
-
-        files = glob_samples_paths(str(p), samples_find_deep=False, samples_find_ext="png,jpg,jpeg", verbose=False)
-        if len(files) < 2:
-            raise ArdistillError(f"reference folder {p}: fewer than 2 png/jpg images")
-        return Reference(ImagesPathDataset(files), None, str(p))
-    if not (p.is_file() and p.suffix == ".npz"):
-        raise ArdistillError(f"reference {p}: expected an ADM reference batch .npz or a folder of images")
-    try:
-        data = np.load(p)
-        keys = set(data.files)
-        stats = {"mu": np.asarray(data["mu"], np.float64), "sigma": np.asarray(data["sigma"], np.float64)} if {"mu", "sigma"} <= keys else None
-        images = NpzImages(npz_member(p, "arr_0")) if "arr_0" in keys else None
-    except (OSError, ValueError, KeyError) as e:
-        raise ArdistillError(f"{p}: not a readable .npz ({e})") from None
-    if stats is None and images is None:
-        raise ArdistillError(f"{p}: an ADM reference batch needs arr_0 (images) or mu and sigma (statistics); found {sorted(keys)}")
-    return Reference(images, stats, str(p))
-
-
 def fidelity_against_reference(generated: Dataset, reference: Reference, *, extractor: str, weights_path: str | None,
                                device: torch.device, batch_size: int = 64) -> dict[str, float]:
     """torch-fidelity metrics with the generated features extracted once: IS; FID against the reference's
@@ -299,13 +226,14 @@ def fidelity_against_reference(generated: Dataset, reference: Reference, *, extr
         "fid_against": "reference statistics (mu, sigma)" if reference.fid_statistics is not None else "reference images"}
 
 
-def imagenet_quality(method: BenchMethod, num: int, *, num_classes: int, reference: str, weights: str | None, seed: int,
+def imagenet_quality(method: BenchMethod, num: int, *, num_classes: int, reference: Reference | str, weights: str | None, seed: int,
                      device: torch.device, on_chunk: Callable[[torch.Tensor, torch.Tensor], None] | None = None) -> dict:
-    """ImageNet quality: class-balanced samples (num / num_classes per class) against the reference, Inception."""
+    """ImageNet quality: class-balanced samples (num / num_classes per class) against the reference (loaded, or a
+    path for `load_reference`), Inception."""
     if num % num_classes:
         raise ArdistillError(f"--num-samples must be a multiple of {num_classes} for class-balanced ImageNet samples (50000 = 50 per class)")
     weights_path = inception_weights(weights)
-    ref = load_reference(reference)
+    ref = reference if isinstance(reference, Reference) else load_reference(reference)
     generated = GeneratedImages(method, num, num_classes=num_classes, seed=seed, device=device, on_chunk=on_chunk)
     kwargs = dict(extractor="inception-v3-compat", weights_path=weights_path, device=device)
     if distributed.world() == 1:
@@ -313,4 +241,5 @@ def imagenet_quality(method: BenchMethod, num: int, *, num_classes: int, referen
     else:  # under torchrun: every rank makes its chunks, rank 0 computes, every rank returns its numbers
         images = gather_generated(generated)
         metrics = distributed.broadcast_object(fidelity_against_reference(images, ref, **kwargs) if distributed.is_main() else None)
-    return {**metrics, "extractor": "inception-v3-compat (torch-fidelity)", "reference": ref.source}
+    return {**metrics, "extractor": "inception-v3-compat (torch-fidelity)", "reference": ref.source,
+            **({"reference_protocol": ref.spec.protocol, "reproduces": ref.spec.reproduces} if ref.spec is not None else {})}

@@ -34,7 +34,7 @@ class BenchConfig:
     speed: SpeedSettings = field(default_factory=SpeedSettings)
     fid: bool = False
     num_samples: int = 1000
-    reference: str | None = None  # ImageNet: ADM .npz or image folder; None: the toy world's held-out stream
+    reference: str | None = None  # FID reference: a name in FID_REFERENCES or a path; None: the toy world's held-out stream
     inception_weights: str | None = None
     random_init: bool = False
     weights_dir: str | None = None
@@ -116,6 +116,33 @@ def build_all_methods(cfg: BenchConfig, teacher, models: dict) -> list[BenchMeth
     return methods
 
 
+def quality_reference(cfg: BenchConfig, teacher):
+    """The loaded FID reference of the run (None: the toy world's built-in evaluation), refused in one line when it
+    cannot score the teacher's images; the Inception weights and the sample count are checked here too."""
+    from ardistill.bench.quality import inception_weights
+    from ardistill.bench.references import FID_REFERENCES, check_reference_fits, open_reference
+
+    if cfg.reference is not None and not cfg.fid:
+        raise BadArgumentError("--fid-ref needs --fid")
+    if not cfg.fid:
+        return None
+    if cfg.reference is None:
+        if teacher.num_classes != TOY_NUM_CLASSES:
+            raise BadArgumentError(f"{teacher.name} is not a toy-world model; --fid needs --fid-ref (adm-imagenet256, "
+                                   "dd-imagenet256 or a path)")
+        return None
+    model = dict(model=teacher.name, image_size=teacher.image_size, num_classes=teacher.num_classes)
+    if cfg.reference in FID_REFERENCES:  # refused before any download
+        check_reference_fits(FID_REFERENCES[cfg.reference], **model)
+    reference = open_reference(cfg.reference, weights_dir=cfg.weights_dir)
+    check_reference_fits(reference, **model)
+    if cfg.num_samples % teacher.num_classes:
+        raise BadArgumentError(f"--num-samples must be a multiple of {teacher.num_classes} for class-balanced samples "
+                               "(ImageNet: 50000 = 50 per class)")
+    inception_weights(cfg.inception_weights)
+    return reference
+
+
 def run_benchmark(cfg: BenchConfig, *, progress: Progress | None = None,
                   on_grid: Callable[[str, torch.Tensor, str], str] | None = None) -> dict:
     """Measure every method; returns the bench.json document (schema "ardistill.bench/1").
@@ -131,6 +158,7 @@ def run_benchmark(cfg: BenchConfig, *, progress: Progress | None = None,
     device = resolve_device(cfg.device)  # "auto" too; an unavailable device is a one-line error
     teacher, models = load_models(cfg)
     methods = build_all_methods(cfg, teacher, models)
+    reference = quality_reference(cfg, teacher)  # checked before the speed part: a wrong reference fails fast
     for b in cfg.speed.batch_sizes:
         if b < 1:
             raise BadArgumentError(f"batch sizes must be ≥ 1, got {b}")
@@ -140,9 +168,7 @@ def run_benchmark(cfg: BenchConfig, *, progress: Progress | None = None,
     progress.done()
     grids, quality = {}, {}
     if cfg.fid:
-        toy = cfg.reference is None
-        if toy and teacher.num_classes != TOY_NUM_CLASSES:
-            raise BadArgumentError(f"{teacher.name} is not a toy-world model; --fid needs --reference (ADM .npz or image folder)")
+        toy = reference is None
         for m in methods:
             progress.start(f"quality {m.name}", cfg.num_samples)
             tick = lambda images, _labels: progress.advance(images.shape[0])  # noqa: E731
@@ -150,7 +176,7 @@ def run_benchmark(cfg: BenchConfig, *, progress: Progress | None = None,
                 quality[m.name] = toy_quality(m, cfg.num_samples, num_classes=teacher.num_classes, image_size=teacher.image_size,
                                               seed=cfg.seed, device=device, on_chunk=tick)
             else:
-                quality[m.name] = imagenet_quality(m, cfg.num_samples, num_classes=teacher.num_classes, reference=cfg.reference,
+                quality[m.name] = imagenet_quality(m, cfg.num_samples, num_classes=teacher.num_classes, reference=reference,
                                                    weights=cfg.inception_weights, seed=cfg.seed, device=device, on_chunk=tick)
             progress.done()
     if on_grid is not None:

@@ -18,22 +18,22 @@ NUM_TOY_CLASSES = 12  # classes of the procedural world (ardistill.data)
 def spec_from_var_recipe(name: str) -> ModelSpec:
     """The ModelSpec a `var-teacher` recipe would export (config and sampling defaults, no files)."""
     from ardistill.configs import config_from_dict
-    from ardistill.models.var.config import VARConfig, VQVAEConfig
-    from ardistill.recipes import load_recipe
+    from ardistill.models.var.config import VARConfig
+    from ardistill.recipe_schema import load_typed_recipe
+    from ardistill.training.teacher_recipes import SCHEMAS, VARTeacherRecipe, tokenizer_recipe_of
 
-    recipe = load_recipe(f"toy/{name}")
-    if recipe.get("kind") != "var-teacher":
+    recipe = load_typed_recipe(f"toy/{name}", *SCHEMAS)
+    if not isinstance(recipe, VARTeacherRecipe):
         raise UnknownModelError(f"unknown model {name!r}: recipe toy/{name} is not a var-teacher recipe")
-    tok = load_recipe(recipe["tokenizer_recipe"])
-    vq_cfg = config_from_dict(VQVAEConfig, dict(tok["tokenizer"]), where=f"{tok['_path']}: tokenizer")
-    fields = {**recipe["model"], "vae": vq_cfg, "patch_nums": tuple(vq_cfg.patch_nums), "vocab_size": vq_cfg.vocab_size,
+    vq_cfg = tokenizer_recipe_of(recipe).tokenizer
+    fields = {**recipe.model, "vae": vq_cfg, "patch_nums": vq_cfg.patch_nums, "vocab_size": vq_cfg.vocab_size,
               "z_channels": vq_cfg.z_channels, "num_classes": NUM_TOY_CLASSES}
-    cfg = VARConfig(**fields)
+    cfg = config_from_dict(VARConfig, fields, where=f"{recipe.source}: model")
     return ModelSpec(
         name=name, family="var", config=cfg, files=(),
         description=f"{name} (random init from recipe toy/{name}; built-in weights not present)",
         tokens_per_image=cfg.seq_len, image_size=cfg.patch_nums[-1] * vq_cfg.downsample,
-        sampling_defaults=dict(recipe.get("sampling_defaults", {})),
+        sampling_defaults=recipe.sampling_defaults.to_dict(),
     )
 
 

@@ -35,17 +35,22 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    offline: bool = typer.Option(False, "--offline", help="Never download weights (as HF_HUB_OFFLINE=1): a missing file is an error naming `ardistill download`."),
 ) -> None:
     """Make autoregressive image generators fast."""
+    if offline:  # read at call time by ardistill.hub, inherited by torchrun workers and subprocesses
+        import os
+
+        os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 def _register_commands() -> None:
-    from ardistill.cli import (bench, code, convert, data, distill, evaluator, inspect, models, report, sample, teacher,
-                               train, trajectories)
+    from ardistill.cli import (bench, code, convert, data, distill, download, evaluator, inspect, models, report, sample,
+                               teacher, train, trajectories)
 
     # `--help` lists them in this order: the pipeline first, then the tools.
-    for module in (distill, sample, trajectories, train, code, bench, report, teacher, data, evaluator, models, inspect,
-                   convert):
+    for module in (distill, sample, trajectories, train, code, bench, report, teacher, data, evaluator, models, download,
+                   inspect, convert):
         module.register(app)
 
 

@@ -32,7 +32,7 @@ def bench_command(
     warmup: int = typer.Option(1, "--warmup", min=0, help="Unmeasured runs before timing."),
     fid: bool = typer.Option(False, "--fid", help="Also measure FID / KID / precision-recall / IS with torch-fidelity."),
     num_samples: int = typer.Option(1000, "--num-samples", min=2, help="Images per method for --fid (ImageNet: 50000 = 50 per class)."),
-    reference: Optional[str] = typer.Option(None, "--reference", help="ImageNet reference: ADM reference batch .npz or an image folder (default: toy world held-out images)."),
+    reference: Optional[str] = typer.Option(None, "--fid-ref", "--reference", help="FID reference: adm-imagenet256 (ADM reference batch; VAR/LlamaGen/CoDe tables), dd-imagenet256 (Distilled Decoding statistics; DD1/DD2 tables), or a path: .npz (mu/sigma and/or arr_0 images), statistic.pth, image folder. Default: the toy world's held-out images (built-in models). Named references live in WEIGHTS_DIR/fid-references (docs/benchmarks.md)."),
     inception_weights: Optional[str] = typer.Option(None, "--inception-weights", envvar="ARDISTILL_INCEPTION_WEIGHTS", show_envvar=True,
                                                     help="torch-fidelity's Inception weights file (ImageNet FID)."),
     out: Path = typer.Option(Path("bench"), "--out", "-o", help="Output folder: bench.json, bench.md, plots, sample grids."),

@@ -84,22 +84,15 @@ def finetune_command(
     from ardistill.cli.common import resolve_device
     from ardistill.errors import ArdistillError
     from ardistill.methods.code.finetune import CoDeRecipe, run_finetune
-    from ardistill.recipes import load_recipe
+    from ardistill.recipe_schema import load_typed_recipe
 
-    raw = load_recipe(recipe)
-    if raw.get("kind") != "code-finetune":
-        raise ArdistillError(f"{raw['_path']}: not a CoDe recipe (kind: code-finetune), got kind {raw.get('kind')!r}")
-    if draft_steps is not None:
-        raw["draft_steps"] = draft_steps
-    for key in ("drafter_train", "refiner_train"):
-        if steps is not None:
-            raw.setdefault(key, {})["steps"] = steps
+    r = load_typed_recipe(recipe, CoDeRecipe).overridden(
+        {"draft_steps": draft_steps, "drafter_train.steps": steps, "refiner_train.steps": steps})
     stages = {"both": ("drafter", "refiner"), "drafter": ("drafter",), "refiner": ("refiner",)}.get(stage)
     if stages is None:
         raise ArdistillError(f"--stage must be drafter, refiner or both, got {stage!r}")
-    r = CoDeRecipe.from_dict(raw, where=raw["_path"])
     dev = resolve_device(device)
-    out = out or Path("runs") / str(raw.get("name") or Path(raw["_path"]).stem)
+    out = out or Path("runs") / r.run_name
     d, ref = load_pair(r.drafter, r.refiner, weights_dir=weights_dir, device=dev, random_init=r.random_init)
     teacher = load_teacher(r.teacher, weights_dir=weights_dir, device=dev, random_init=r.random_init, seed=1) if r.teacher and r.teacher != r.drafter else None
     summary = run_finetune(r, d, ref, out, teacher=teacher, resume=resume, stages=stages)

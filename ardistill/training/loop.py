@@ -25,7 +25,7 @@ import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import torch
 
@@ -41,30 +41,20 @@ class TrainConfig:
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.95)
     warmup_steps: int = 0
-    schedule: str = "cosine"  # "cosine" | "linear" | "constant" (after warm-up); decays to min_lr_ratio·lr
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"  # after warm-up; decays to min_lr_ratio·lr
     min_lr_ratio: float = 0.05
     grad_clip: float = 1.0  # 0 = off
     grad_accum: int = 1
     ema_decay: float = 0.0  # 0 = no EMA
     ckpt_every: int = 500
     log_every: int = 10
-    mixed_precision: str = "no"  # "no" | "bf16" | "fp16"
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     seed: int = 0
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["betas"] = list(self.betas)
         return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        d = dict(d)
-        if "betas" in d:
-            d["betas"] = tuple(d["betas"])
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ArdistillError(f"unknown training option(s): {', '.join(sorted(unknown))}")
-        return cls(**d)
 
 
 class EMA:

@@ -1,12 +1,10 @@
 """`ardistill teacher train --recipe ...`: recipe-driven training of the built-in teachers, and their export as
 built-in models (`ardistill/weights/<name>/`: safetensors in the official key layout + model.json + README.md).
 
-Recipe kinds (the `kind:` field):
-- `var-tokenizer` / `llamagen-tokenizer`: the multi-scale VQVAE / the VQ tokenizer (keys `tokenizer`, `data`,
-  `train`, `batch_size`).
+Recipe kinds (the `kind:` field; their schemas are the dataclasses below, checked on load):
+- `var-tokenizer` / `llamagen-tokenizer`: the multi-scale VQVAE / the VQ tokenizer.
 - `var-teacher` / `llamagen-teacher`: a VAR transformer / a class-conditional GPT on a tokenizer made by a tokenizer
-  recipe (`tokenizer_recipe`), trained first when its output is missing (keys `model`, `data`, `train`,
-  `batch_size`, `num_images`, `sampling_defaults`).
+  recipe (`tokenizer_recipe`), trained first when its output is missing.
 Output folder: `<runs>/<recipe name>/` (default runs/ in the working directory); `--resume` continues it.
 """
 
@@ -16,157 +14,184 @@ import json
 import math
 import platform
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import torch
 
-from ardistill.configs import config_from_dict, config_to_dict
+from ardistill.configs import check_fields, config_from_dict, config_to_dict
 from ardistill.errors import ArdistillError
 from ardistill.io import atomic_save_safetensors, atomic_write_json, atomic_write_text, load_state_dict_file, load_strict
-from ardistill.recipes import load_recipe
+from ardistill.models.llamagen.config import GPTConfig, VQConfig
+from ardistill.models.var.config import VARConfig, VQVAEConfig
+from ardistill.recipe_schema import Recipe, TeacherSampling, load_typed_recipe
 from ardistill.training.loop import TrainConfig
-
-KINDS = ("var-tokenizer", "var-teacher", "llamagen-tokenizer", "llamagen-teacher")
-
-
-def recipe_name(recipe: dict) -> str:
-    return str(recipe.get("name") or Path(recipe["_path"]).stem)
+from ardistill.training.tokenizer_loss import ReconstructionLoss
+from ardistill.training.toy_data import ImageData
 
 
-def _data(recipe: dict):
-    from ardistill.training.toy_data import ImageData
+@dataclass(kw_only=True)
+class TokenizerRecipe(Recipe):
+    """A toy tokenizer: `tokenizer` (its config), trained on `data` with `loss`."""
 
-    d = dict(recipe.get("data", {}))
-    unknown = set(d) - {"seed", "size", "rotation"}
-    if unknown:
-        raise ArdistillError(f"{recipe['_path']}: unknown data field(s) {', '.join(sorted(unknown))} (known: seed, size, rotation)")
-    return ImageData(**d)
-
-
-def _train_cfg(recipe: dict, steps: int | None) -> TrainConfig:
-    cfg = TrainConfig.from_dict(recipe.get("train", {}))
-    if steps is not None:
-        cfg.steps = steps
-    return cfg
+    data: ImageData = field(default_factory=ImageData)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    batch_size: int = 32
+    loss: ReconstructionLoss = field(default_factory=ReconstructionLoss)
 
 
-def _tokenizer_family(recipe: dict):
-    """(family, config class, model class, train function) of a tokenizer recipe."""
-    kind = recipe.get("kind")
-    if kind == "var-tokenizer":
-        from ardistill.models.var.config import VQVAEConfig
+@dataclass(kw_only=True)
+class VARTokenizerRecipe(TokenizerRecipe):
+    kind: Literal["var-tokenizer"] = "var-tokenizer"
+    tokenizer: VQVAEConfig
+
+
+@dataclass(kw_only=True)
+class LlamaGenTokenizerRecipe(TokenizerRecipe):
+    kind: Literal["llamagen-tokenizer"] = "llamagen-tokenizer"
+    tokenizer: VQConfig
+
+
+@dataclass(kw_only=True)
+class TransformerRecipe(Recipe):
+    """A toy teacher's transformer on the tokenizer of `tokenizer_recipe`. `model`: fields of the family's config;
+    the ones the tokenizer fixes (vocabulary, geometry) default to the tokenizer's."""
+
+    tokenizer_recipe: str
+    model: dict[str, Any]
+    data: ImageData = field(default_factory=ImageData)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    num_images: int = 20_000
+    batch_size: int = 64
+    sampling_defaults: TeacherSampling = field(default_factory=TeacherSampling)  # shipped in the model card
+
+
+@dataclass(kw_only=True)
+class VARTeacherRecipe(TransformerRecipe):
+    kind: Literal["var-teacher"] = "var-teacher"
+
+    def check(self) -> None:
+        check_fields(VARConfig, self.model, ("model",), exclude=("vae",))  # the tokenizer recipe gives `vae`
+
+
+@dataclass(kw_only=True)
+class LlamaGenTeacherRecipe(TransformerRecipe):
+    kind: Literal["llamagen-teacher"] = "llamagen-teacher"
+
+    def check(self) -> None:
+        check_fields(GPTConfig, self.model, ("model",), exclude=("vq",))  # the tokenizer recipe gives `vq`
+
+
+SCHEMAS = (VARTokenizerRecipe, LlamaGenTokenizerRecipe, VARTeacherRecipe, LlamaGenTeacherRecipe)
+
+
+def tokenizer_recipe_of(recipe: TransformerRecipe) -> TokenizerRecipe:
+    """The (checked) tokenizer recipe a teacher recipe names, of the teacher's family."""
+    return load_typed_recipe(recipe.tokenizer_recipe,
+                             VARTokenizerRecipe if isinstance(recipe, VARTeacherRecipe) else LlamaGenTokenizerRecipe)
+
+
+def _tokenizer_family(recipe: TokenizerRecipe):
+    """(model class, train function) of a tokenizer recipe."""
+    if isinstance(recipe, VARTokenizerRecipe):
         from ardistill.models.var.vqvae import VQVAE
         from ardistill.training.var_teacher import train_var_tokenizer
 
-        return "var", VQVAEConfig, VQVAE, train_var_tokenizer
-    if kind == "llamagen-tokenizer":
-        from ardistill.models.llamagen.config import VQConfig
-        from ardistill.models.llamagen.vq import VQModel
-        from ardistill.training.llamagen_teacher import train_llamagen_tokenizer
+        return VQVAE, train_var_tokenizer
+    from ardistill.models.llamagen.vq import VQModel
+    from ardistill.training.llamagen_teacher import train_llamagen_tokenizer
 
-        return "llamagen", VQConfig, VQModel, train_llamagen_tokenizer
-    raise ArdistillError(f"{recipe['_path']}: kind {kind!r} is not a tokenizer recipe (var-tokenizer, llamagen-tokenizer)")
+    return VQModel, train_llamagen_tokenizer
 
 
-def train_tokenizer_recipe(recipe: dict, runs: Path, *, resume: bool, steps: int | None, progress: bool = True,
+def train_tokenizer_recipe(recipe: TokenizerRecipe, runs: Path, *, resume: bool, steps: int | None, progress: bool = True,
                            retrain_finished: bool = True) -> Path:
     """Train (or resume) the tokenizer of a tokenizer recipe; returns its `tokenizer.safetensors`.
 
     A finished tokenizer is kept as it is unless this recipe itself is resumed (`retrain_finished`, e.g. with more
     `--steps`); a teacher recipe's `--resume` never touches its finished tokenizer."""
-    family, config_cls, _, train_fn = _tokenizer_family(recipe)
-    out = runs / recipe_name(recipe)
+    _, train_fn = _tokenizer_family(recipe)
+    recipe = recipe.overridden({"train.steps": steps})
+    out = runs / recipe.run_name
     final = out / "tokenizer.safetensors"
     if final.is_file() and (not resume or not retrain_finished):
         return final
-    tok_cfg = config_from_dict(config_cls, recipe["tokenizer"], where=f"{recipe['_path']}: tokenizer")
     t0 = time.time()
-    from ardistill.training.tokenizer_loss import ReconstructionLoss
-
-    loss = ReconstructionLoss.from_recipe(recipe.get("loss"), where=f"{recipe['_path']}: loss")
-    model, result = train_fn(tok_cfg, _train_cfg(recipe, steps), _data(recipe), out, loss=loss,
-                             batch_size=int(recipe.get("batch_size", 32)), resume=resume, progress=progress)
+    model, result = train_fn(recipe.tokenizer, recipe.train, recipe.data, out, loss=recipe.loss,
+                             batch_size=recipe.batch_size, resume=resume, progress=progress)
     atomic_save_safetensors(model.state_dict(), final)
-    atomic_write_json(out / "tokenizer.json", {"kind": recipe["kind"], "config": config_to_dict(tok_cfg), "steps": result.step,
+    atomic_write_json(out / "tokenizer.json", {"kind": recipe.kind, "config": config_to_dict(recipe.tokenizer), "steps": result.step,
                                               "last_loss": result.last_loss, "seconds": time.time() - t0})
     return final
 
 
-def load_tokenizer_output(path: Path, recipe: dict):
+def load_tokenizer_output(path: Path, recipe: TokenizerRecipe):
     """A trained tokenizer (module in eval mode, config) from its run folder."""
-    _, config_cls, model_cls, _ = _tokenizer_family(recipe)
+    model_cls, _ = _tokenizer_family(recipe)
     info = json.loads((path.parent / "tokenizer.json").read_text())
-    cfg = config_from_dict(config_cls, info["config"], where=str(path.parent / "tokenizer.json"))
+    cfg = config_from_dict(type(recipe.tokenizer), info["config"], where=str(path.parent / "tokenizer.json"))
     model = model_cls(cfg)
     load_strict(model, load_state_dict_file(path), what=str(path))
     return model.eval().requires_grad_(False), cfg
 
 
-def train_var_teacher_recipe(recipe: dict, runs: Path, *, resume: bool, steps: int | None, progress: bool = True,
+def train_var_teacher_recipe(recipe: VARTeacherRecipe, runs: Path, *, resume: bool, steps: int | None, progress: bool = True,
                              num_images: int | None = None) -> Path:
     """Train (or resume) a `var-teacher` recipe; returns the run folder holding `transformer.safetensors`."""
     from ardistill.data import NUM_CLASSES
-    from ardistill.models.var.config import VARConfig
     from ardistill.training.var_teacher import train_var_transformer
 
-    tok_recipe = load_recipe(recipe["tokenizer_recipe"])
+    recipe = recipe.overridden({"train.steps": steps, "num_images": num_images})
+    tok_recipe = tokenizer_recipe_of(recipe)
     tok_path = train_tokenizer_recipe(tok_recipe, runs, resume=resume, steps=steps, progress=progress,
                                       retrain_finished=False)
     vae, vq_cfg = load_tokenizer_output(tok_path, tok_recipe)
-    model_fields = dict(recipe["model"])
-    model_fields["vae"] = config_to_dict(vq_cfg)
-    model_fields.setdefault("patch_nums", list(vq_cfg.patch_nums))
-    model_fields.setdefault("vocab_size", vq_cfg.vocab_size)
-    model_fields.setdefault("z_channels", vq_cfg.z_channels)
-    model_fields.setdefault("num_classes", NUM_CLASSES)
-    cfg = config_from_dict(VARConfig, model_fields, where=f"{recipe['_path']}: model")
-    out = runs / recipe_name(recipe)
+    model_fields = {"patch_nums": vq_cfg.patch_nums, "vocab_size": vq_cfg.vocab_size, "z_channels": vq_cfg.z_channels,
+                    "num_classes": NUM_CLASSES, **recipe.model, "vae": vq_cfg}
+    cfg = config_from_dict(VARConfig, model_fields, where=f"{recipe.source}: model")
+    out = runs / recipe.run_name
     t0 = time.time()
-    model, result = train_var_transformer(cfg, vae, _train_cfg(recipe, steps), _data(recipe), out,
-                                          num_images=num_images or int(recipe.get("num_images", 20_000)),
-                                          batch_size=int(recipe.get("batch_size", 64)), resume=resume, progress=progress)
-    _write_run(out, recipe, "var", cfg, model, vae, result, t0, tok_path)
+    model, result = train_var_transformer(cfg, vae, recipe.train, recipe.data, out, num_images=recipe.num_images,
+                                          batch_size=recipe.batch_size, resume=resume, progress=progress)
+    _write_run(out, recipe, tok_recipe, "var", cfg, model, vae, result, t0, tok_path)
     return out
 
 
-def train_llamagen_teacher_recipe(recipe: dict, runs: Path, *, resume: bool, steps: int | None, progress: bool = True,
-                                  num_images: int | None = None) -> Path:
+def train_llamagen_teacher_recipe(recipe: LlamaGenTeacherRecipe, runs: Path, *, resume: bool, steps: int | None,
+                                  progress: bool = True, num_images: int | None = None) -> Path:
     """Train (or resume) a `llamagen-teacher` recipe; returns the run folder holding `transformer.safetensors`."""
     from ardistill.data import NUM_CLASSES
-    from ardistill.models.llamagen.config import GPTConfig
     from ardistill.training.llamagen_teacher import train_llamagen_gpt
 
-    tok_recipe = load_recipe(recipe["tokenizer_recipe"])
+    recipe = recipe.overridden({"train.steps": steps, "num_images": num_images})
+    tok_recipe = tokenizer_recipe_of(recipe)
     tok_path = train_tokenizer_recipe(tok_recipe, runs, resume=resume, steps=steps, progress=progress,
                                       retrain_finished=False)
     vq, vq_cfg = load_tokenizer_output(tok_path, tok_recipe)
-    size = _data(recipe).size
-    fields = dict(recipe["model"])
-    fields["vq"] = config_to_dict(vq_cfg)
-    fields.setdefault("vocab_size", vq_cfg.codebook_size)
-    fields.setdefault("block_size", (size // vq_cfg.downsample) ** 2)
-    fields.setdefault("num_classes", NUM_CLASSES)
-    cfg = config_from_dict(GPTConfig, fields, where=f"{recipe['_path']}: model")
-    out = runs / recipe_name(recipe)
+    fields = {"vocab_size": vq_cfg.codebook_size, "block_size": (recipe.data.size // vq_cfg.downsample) ** 2,
+              "num_classes": NUM_CLASSES, **recipe.model, "vq": vq_cfg}
+    cfg = config_from_dict(GPTConfig, fields, where=f"{recipe.source}: model")
+    out = runs / recipe.run_name
     t0 = time.time()
-    gpt, result = train_llamagen_gpt(cfg, vq, _train_cfg(recipe, steps), _data(recipe), out,
-                                     num_images=num_images or int(recipe.get("num_images", 20_000)),
-                                     batch_size=int(recipe.get("batch_size", 64)), resume=resume, progress=progress)
-    _write_run(out, recipe, "llamagen", cfg, gpt, vq, result, t0, tok_path)
+    gpt, result = train_llamagen_gpt(cfg, vq, recipe.train, recipe.data, out, num_images=recipe.num_images,
+                                     batch_size=recipe.batch_size, resume=resume, progress=progress)
+    _write_run(out, recipe, tok_recipe, "llamagen", cfg, gpt, vq, result, t0, tok_path)
     return out
 
 
-def _write_run(out: Path, recipe: dict, family: str, cfg, model, tokenizer, result, t0: float, tok_path: Path) -> None:
+def _write_run(out: Path, recipe: TransformerRecipe, tok_recipe: TokenizerRecipe, family: str, cfg, model, tokenizer,
+               result, t0: float, tok_path: Path) -> None:
     atomic_save_safetensors(model.state_dict(), out / "transformer.safetensors")
     atomic_save_safetensors(tokenizer.state_dict(), out / "tokenizer.safetensors")
     tok_info = json.loads((tok_path.parent / "tokenizer.json").read_text())
     atomic_write_json(out / "run.json", {
-        "tokenizer": {"name": tok_path.parent.name, "recipe": load_recipe(recipe["tokenizer_recipe"])["_path"],
+        "tokenizer": {"name": tok_path.parent.name, "recipe": tok_recipe.source,
                       **{k: tok_info.get(k) for k in ("steps", "last_loss", "seconds")}},
-        "name": recipe_name(recipe), "family": family, "config": config_to_dict(cfg), "recipe": recipe["_path"],
+        "name": recipe.run_name, "family": family, "config": config_to_dict(cfg), "recipe": recipe.source,
         "steps": result.step, "last_loss": result.last_loss, "seconds": time.time() - t0,
         "machine": f"{platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}",
-        "sampling_defaults": recipe.get("sampling_defaults", {}),
+        "sampling_defaults": recipe.sampling_defaults.to_dict(),
         "params": sum(p.numel() for p in model.parameters()),
     })
 
@@ -255,14 +280,13 @@ def model_card_markdown(card: dict) -> str:
 def train_from_recipe(recipe_ref: str, *, runs: Path, resume: bool = False, steps: int | None = None,
                       export_to: Path | None = None, progress: bool = True, num_images: int | None = None) -> Path:
     """Dispatch on the recipe's `kind`; returns the run folder (and exports it when `export_to` is given)."""
-    recipe = load_recipe(recipe_ref)
-    kind = recipe.get("kind")
-    if kind in ("var-tokenizer", "llamagen-tokenizer"):
+    recipe = load_typed_recipe(recipe_ref, *SCHEMAS)
+    if isinstance(recipe, TokenizerRecipe):
+        if num_images is not None:
+            raise ArdistillError(f"{recipe.source}: --num-images is for teacher recipes; a tokenizer recipe trains on a stream")
         return train_tokenizer_recipe(recipe, runs, resume=resume, steps=steps, progress=progress).parent
-    if kind in ("var-teacher", "llamagen-teacher"):
-        train = train_var_teacher_recipe if kind == "var-teacher" else train_llamagen_teacher_recipe
-        out = train(recipe, runs, resume=resume, steps=steps, progress=progress, num_images=num_images)
-        if export_to is not None:
-            export_builtin(out, export_to)
-        return out
-    raise ArdistillError(f"{recipe['_path']}: unknown recipe kind {kind!r}; known: {', '.join(KINDS)}")
+    train = train_var_teacher_recipe if isinstance(recipe, VARTeacherRecipe) else train_llamagen_teacher_recipe
+    out = train(recipe, runs, resume=resume, steps=steps, progress=progress, num_images=num_images)
+    if export_to is not None:
+        export_builtin(out, export_to)
+    return out

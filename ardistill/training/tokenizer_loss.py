@@ -20,16 +20,6 @@ class ReconstructionLoss:
     lowpass_weight: float = 0.0
     lowpass_size: int = 4
 
-    @classmethod
-    def from_recipe(cls, fields: dict | None, where: str = "loss") -> "ReconstructionLoss":
-        from ardistill.errors import ArdistillError
-
-        fields = dict(fields or {})
-        unknown = set(fields) - {"l1_weight", "lowpass_weight", "lowpass_size"}
-        if unknown:
-            raise ArdistillError(f"{where}: unknown field(s) {', '.join(sorted(unknown))} (known: l1_weight, lowpass_weight, lowpass_size)")
-        return cls(**fields)
-
     def __call__(self, rec: torch.Tensor, images: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """rec, images [B, 3, H, W] in [−1, 1] → (loss, {"mse": ...})."""
         mse = F.mse_loss(rec, images)

@@ -16,6 +16,7 @@ from cli_walk import options, walk_commands
 NO_DEVICE = {
     ("report",): "merges bench.json files",
     ("models",): "lists the registry",
+    ("download",): "fetches weight files",
     ("inspect",): "reads a checkpoint's keys",
     ("convert",): "rewrites a checkpoint file",
     ("trajectories", "verify"): "hashes shard files",

@@ -112,7 +112,7 @@ def test_unknown_recipe_kind_is_one_line_error(tmp_path):
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("kind: nope\n")
-    with pytest.raises(ArdistillError, match="unknown recipe kind"):
+    with pytest.raises(ArdistillError, match="kind: expected var-tokenizer or .*, got 'nope'"):
         train_from_recipe(str(bad), runs=tmp_path)
 
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from ardistill.configs import config_from_dict
 from ardistill.errors import ArdistillError
 from ardistill.training.tokenizer_loss import ReconstructionLoss
 
@@ -19,7 +20,7 @@ def test_lowpass_term_is_the_mse_of_pooled_images():
 
 
 def test_recipe_fields_are_checked():
-    assert ReconstructionLoss.from_recipe({"lowpass_weight": 1.0}).lowpass_weight == 1.0
-    assert ReconstructionLoss.from_recipe(None) == ReconstructionLoss()
-    with pytest.raises(ArdistillError, match="lowpas_weight"):
-        ReconstructionLoss.from_recipe({"lowpas_weight": 1.0})
+    assert config_from_dict(ReconstructionLoss, {"lowpass_weight": 1}).lowpass_weight == 1.0
+    assert config_from_dict(ReconstructionLoss, {}) == ReconstructionLoss()
+    with pytest.raises(ArdistillError, match="lowpas_weight: unknown field .did you mean 'lowpass_weight'"):
+        config_from_dict(ReconstructionLoss, {"lowpas_weight": 1.0}, where="loss")

@@ -16,6 +16,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -24,17 +25,16 @@ from ardistill.errors import ArdistillError, BadArgumentError
 from ardistill.io import atomic_save_safetensors, atomic_write_json, load_state_dict_file, load_strict
 from ardistill.models.var.transformer import VARTransformer
 from ardistill.models.var.vqvae import VQVAE
+from ardistill.recipe_schema import Recipe
 from ardistill.training.loop import TrainConfig, TrainResult, train_loop
 from ardistill.training.toy_data import ImageData, load_or_make_token_cache
 
-LAMBDA_SCHEDULES = ("linear", "cosine", "constant")
-KL_NORMALISATIONS = ("positions", "weights")
 
+@dataclass(kw_only=True)
+class CoDeRecipe(Recipe):
+    """Everything a fine-tuning run needs: the schema of `kind: code-finetune` recipes (recipes/code/)."""
 
-@dataclass
-class CoDeRecipe:
-    """Everything a fine-tuning run needs (the YAML `kind: code-finetune` recipe, see recipes/code/)."""
-
+    kind: Literal["code-finetune"] = "code-finetune"
     drafter: str
     refiner: str
     draft_steps: int
@@ -44,32 +44,10 @@ class CoDeRecipe:
     batch_size: int = 32
     drafter_train: TrainConfig = field(default_factory=TrainConfig)
     refiner_train: TrainConfig = field(default_factory=TrainConfig)
-    lambda_schedule: str = "linear"
-    kl_normalisation: str = "positions"
+    lambda_schedule: Literal["linear", "cosine", "constant"] = "linear"
+    kl_normalisation: Literal["positions", "weights"] = "positions"
     random_init: bool = False  # random weights for every model (smoke runs of the real sizes)
     tokens_file: str | None = None  # pre-tokenized training set (safetensors: tokens [N, L], labels [N]) instead of `data`
-
-    @classmethod
-    def from_dict(cls, d: dict, where: str = "recipe") -> "CoDeRecipe":
-        d = {k: v for k, v in d.items() if not k.startswith("_") and k not in ("kind", "name")}
-        known = set(cls.__dataclass_fields__)
-        unknown = set(d) - known
-        if unknown:
-            raise ArdistillError(f"{where}: unknown field(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
-        for key in ("drafter", "refiner", "draft_steps"):
-            if key not in d:
-                raise ArdistillError(f"{where}: missing field {key!r}")
-        if "data" in d:
-            d["data"] = ImageData(**d["data"])
-        for key in ("drafter_train", "refiner_train"):
-            if key in d:
-                d[key] = TrainConfig.from_dict(d[key])
-        r = cls(**d)
-        if r.lambda_schedule not in LAMBDA_SCHEDULES:
-            raise ArdistillError(f"{where}: lambda_schedule must be one of {', '.join(LAMBDA_SCHEDULES)}, got {r.lambda_schedule!r}")
-        if r.kl_normalisation not in KL_NORMALISATIONS:
-            raise ArdistillError(f"{where}: kl_normalisation must be one of {', '.join(KL_NORMALISATIONS)}, got {r.kl_normalisation!r}")
-        return r
 
 
 def lambda_ep(schedule: str, step: int, steps: int) -> float:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from ardistill.errors import ArdistillError
-from ardistill.recipes import load_recipe, resolve_recipe
+from ardistill.recipes import resolve_recipe
 
 
 @dataclass(frozen=True)
@@ -45,36 +45,32 @@ def recipe_for_teacher(teacher: str, recipe: str | None = None) -> str:
 def run_distill(plan: DistillPlan, *, log: Callable[[str], None] = print, progress: bool = True) -> Path:
     """Run (or resume) every stage of `plan`; returns the report's path."""
     from ardistill.api import load_teacher
-    from ardistill.methods.dd.flow import FlowMapConfig
-    from ardistill.methods.dd.recipe import train_from_dd_recipe
+    from ardistill.methods.dd.recipe import load_dd_recipe, train_from_dd_recipe
     from ardistill.methods.dd.trajectories import generate_trajectories
 
-    recipe = load_recipe(plan.recipe)
-    if recipe.get("kind") != "dd-student":
-        raise ArdistillError(f"{plan.recipe}: not a DD student recipe (kind {recipe.get('kind')!r})")
-    if recipe.get("teacher") != plan.teacher:
-        raise ArdistillError(f"{plan.recipe} distils {recipe.get('teacher')!r}, not {plan.teacher!r}")
+    # The command line's values go into the typed recipe, checked as the file was.
+    recipe = load_dd_recipe(plan.recipe).overridden({"num_trajectories": plan.num_trajectories, "train.steps": plan.train_steps})
+    if recipe.teacher != plan.teacher:
+        raise ArdistillError(f"{plan.recipe} distils {recipe.teacher!r}, not {plan.teacher!r}")
     bad = [s for s in plan.steps if s not in (1, 2)]
     if bad:
         raise ArdistillError(f"--steps must be 1 or 2 (teacher-involved schedules: `ardistill sample --student`), got {bad[0]}")
     out = plan.out
     out.mkdir(parents=True, exist_ok=True)
-    if not plan.baselines and recipe.get("baselines"):
+    if not plan.baselines and recipe.baselines:
         import dataclasses
 
-        plan = dataclasses.replace(plan, baselines=tuple(str(b) for b in recipe["baselines"]))
+        plan = dataclasses.replace(plan, baselines=recipe.baselines)
 
     # 1. Trajectories (resumable shard by shard).
-    num = plan.num_trajectories or int(recipe.get("num_trajectories", 0))
-    if num <= 0:
-        raise ArdistillError(f"{plan.recipe}: set num_trajectories (or pass --num-trajectories)")
+    num = recipe.num_trajectories
+    if not num or num <= 0:
+        raise ArdistillError(f"{plan.recipe}: num_trajectories: set it (or pass --num-trajectories)")
     teacher = load_teacher(plan.teacher, device=plan.device)
-    sampling = dict(recipe.get("trajectory_sampling", {}))
-    flow = FlowMapConfig(**recipe.get("flow", {})) if recipe.get("flow") else FlowMapConfig()
     log(f"[1/3] trajectories: {num} samples of {plan.teacher} → {out / 'trajectories'}")
-    generate_trajectories(teacher, out / "trajectories", num=num, seed=int(recipe.get("trajectory_seed", 0)),
-                          shard_size=int(recipe.get("shard_size", 1024)), batch_size=int(recipe.get("trajectory_batch_size", 32)),
-                          flow=flow, progress=progress, **sampling)
+    generate_trajectories(teacher, out / "trajectories", num=num, seed=recipe.trajectory_seed, shard_size=recipe.shard_size,
+                          batch_size=recipe.trajectory_batch_size, flow=recipe.flow, progress=progress,
+                          **recipe.trajectory_sampling.to_dict())
 
     # 2. Student training (resumes from its checkpoint; a finished student is kept).
     student_dir = out / "student"
@@ -82,8 +78,8 @@ def run_distill(plan: DistillPlan, *, log: Callable[[str], None] = print, progre
         log(f"[2/3] student: already trained ({student_dir})")
     else:
         log(f"[2/3] student: training from {plan.recipe} → {student_dir}")
-        train_from_dd_recipe(plan.recipe, out=student_dir, resume=(student_dir / "checkpoint.pt").is_file(),
-                             steps=plan.train_steps, trajectories=out / "trajectories", device=plan.device, progress=progress)
+        train_from_dd_recipe(recipe, out=student_dir, resume=(student_dir / "checkpoint.pt").is_file(),
+                             trajectories=out / "trajectories", device=plan.device, progress=progress)
 
     # 3. Benchmark: speed side by side with the teacher, toy-FID / class accuracy (or FID) of every method.
     log(f"[3/3] benchmark: teacher vs {', '.join(f'{s}-step student' for s in plan.steps)} → {out / 'bench'}")

@@ -22,6 +22,7 @@ measured, to the nearest codebook entry of the final x). See docs/dd-flow.md for
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 import torch
 
@@ -31,11 +32,11 @@ from ardistill.errors import BadArgumentError
 @dataclass(frozen=True)
 class FlowMapConfig:
     steps: int = 200  # ODE steps K
-    solver: str = "euler"  # "euler" (exact-Euler denoiser update) | "heun" (2nd order) | "dpm2m" (2nd-order multistep in λ)
+    solver: Literal["euler", "heun", "dpm2m"] = "euler"  # "euler" (exact-Euler denoiser update) | "heun" (2nd order) | "dpm2m" (2nd-order multistep in λ)
     t_end: float = 1e-4  # δ: integrate to t = 1 − δ
-    grid: str = "quadratic"  # "quadratic" (denser near t = 1) | "uniform" | "logsnr" (uniform in λ; dpm2m always uses it)
+    grid: Literal["quadratic", "uniform", "logsnr"] = "quadratic"  # "quadratic" (denser near t = 1) | "uniform" | "logsnr" (uniform in λ; dpm2m always uses it)
     t_start: float = 1e-3  # logsnr grid only: first point after t = 0 (the first step, from t = 0, is exact-Euler)
-    dtype: str = "float64"  # ODE arithmetic; float64 keeps region boundaries exact on CPU and GPU
+    dtype: Literal["float32", "float64"] = "float64"  # ODE arithmetic; float64 keeps region boundaries exact on CPU and GPU
 
     def to_dict(self) -> dict:
         return asdict(self)

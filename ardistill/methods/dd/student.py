@@ -199,6 +199,24 @@ def _same_architecture(teacher, card: dict) -> bool:
     return config_from_dict(type(cfg), card["teacher_config"], where=STUDENT_CARD) == cfg
 
 
+def _release_spec_for_file(path: Path, teacher):
+    """The registered official student a release file belongs to: by its published file name (`var-d16.pth`,
+    `llamagen-B.pt`, their `.safetensors` conversions), else by the teacher it is loaded with."""
+    from ardistill.registry import list_models
+
+    students = [s for s in list_models() if s.kind == "student"]
+    for spec in students:
+        if path.name == spec.file("student").filename or path.stem == Path(spec.file("student").filename).stem:
+            return spec
+    teacher_name = getattr(teacher, "name", teacher)
+    matches = [s for s in students if teacher_name and s.config.teacher == str(teacher_name)]
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(sorted(s.file("student").filename for s in students))
+    raise ArdistillError(f"{path}: not a known DD release file name ({known}); pass teacher= (CLI: --teacher) to say "
+                         "which teacher it was distilled from")
+
+
 def load_student(name_or_path: str | os.PathLike, *, teacher=None, weights_dir: str | os.PathLike | None = None,
                  device: str | torch.device | None = None, dtype: torch.dtype | str | None = None) -> Student:
     """A student folder (student.json + student.safetensors), an official release name (`dd-var-d16`, ...) or an
@@ -216,6 +234,13 @@ def load_student(name_or_path: str | os.PathLike, *, teacher=None, weights_dir: 
         card = json.loads(card_path.read_text())
         config = DDStudentConfig(family=card["family"], teacher=card["teacher"], t_list=tuple(card["t_list"]), split=int(card["split"]))
         weights, official, name = path / STUDENT_WEIGHTS, False, path.name
+    elif path.is_file() or path.suffix in (".pth", ".pt", ".safetensors") or os.sep in str(name_or_path):
+        # An official release file wherever it lies (Hub cache, `--weights-dir`, a manual download): the release's
+        # file name says which student it is, else the teacher does.
+        if not path.is_file():
+            raise ArdistillError(f"{path}: no such file")
+        spec = _release_spec_for_file(path, teacher)
+        config, card, official, name, weights = spec.config, None, True, spec.name, path
     else:
         spec = get_model_spec(str(name_or_path))
         if spec.kind != "student":

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from ardistill import CoDe
+from ardistill.configs import config_from_dict
 from ardistill.errors import ArdistillError
 from ardistill.methods.code.finetune import (
     CoDeRecipe, apply_finetuned, drafter_ce_loss, lambda_ep, peek_label_drop, refiner_kd_loss, run_finetune, teacher_forcing_input,
@@ -72,7 +73,7 @@ def recipe(**overrides) -> CoDeRecipe:
     d = dict(drafter="tiny32-drafter", refiner="tiny32-refiner", draft_steps=2, data={"seed": 0, "size": 32}, num_images=48,
              batch_size=16, drafter_train=train, refiner_train=train)
     d.update(overrides)
-    return CoDeRecipe.from_dict(d)
+    return config_from_dict(CoDeRecipe, d)
 
 
 def test_finetune_end_to_end_and_resume(tmp_path):
@@ -99,8 +100,8 @@ def test_finetune_end_to_end_and_resume(tmp_path):
 
 
 def test_recipe_errors(tmp_path):
-    with pytest.raises(ArdistillError, match="unknown field"):
-        CoDeRecipe.from_dict({"drafter": "a", "refiner": "b", "draft_steps": 1, "lamda": 1})
+    with pytest.raises(ArdistillError, match="lamda: unknown field"):
+        config_from_dict(CoDeRecipe, {"drafter": "a", "refiner": "b", "draft_steps": 1, "lamda": 1})
     with pytest.raises(ArdistillError, match="lambda_schedule"):
         recipe(lambda_schedule="exp")
     drafter, refiner = pair_32px()
