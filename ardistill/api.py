@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from ardistill.devices import resolve_device
 from ardistill.errors import ArdistillError, CheckpointError
 from ardistill.registry import checkpoint_guessers, family_loader, get_model_spec, list_models
 from ardistill.sampling.fast import parse_dtype
@@ -35,6 +36,8 @@ def load_teacher(
             the tokenizer file is also looked for next to the checkpoint).
         weights_dir: folder with official weight files, where missing ones are downloaded (default ``$ARDISTILL_HOME``;
             unset: looked up in ``~/.cache/ardistill`` and the Hugging Face cache, downloaded into the latter).
+        device: ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"`` (CUDA, else MPS, else CPU); an
+            unavailable device is a one-line error.
         random_init: build with the official initialisation scheme and no file (tests, benchmarks).
         seed: seed of the random initialisation.
         dtype: float32 (exact, default), bfloat16 or float16 (a string "fp32" / "bf16" / "fp16" works too): the
@@ -52,7 +55,7 @@ def load_teacher(
         transformer_path=transformer_path,
         vae_path=Path(vae) if vae is not None else None,
         weights_dir=weights_dir,
-        device=torch.device(device),
+        device=resolve_device(device),
         dtype=parse_dtype(dtype),
         random_init=random_init,
         seed=seed,
@@ -83,11 +86,11 @@ def load_evaluator(path: str | os.PathLike | None = None, *, device: str | torch
     """The shipped evaluator of the procedural world (or the one in folder `path`).
 
     `.predict(images [B, 3, H, W] in [0, 1]) -> labels [B]`, `.features(images) -> [B, D]`,
-    `.accuracy(images, labels) -> float`.
+    `.accuracy(images, labels) -> float`. device: as for `load_teacher` (default "cpu"; "auto" picks CUDA / MPS / CPU).
     """
     from ardistill.eval.evaluator import load_evaluator as _load
 
-    return _load(path, device=device)
+    return _load(path, device=resolve_device(device))
 
 
 def download(names: str | list[str], *, weights_dir: str | os.PathLike | None = None,
@@ -117,10 +120,13 @@ def load_student(name_or_path: str | os.PathLike, *, teacher=None, weights_dir: 
     official release name (`dd-var-d16`, `dd-llamagen-l`, ...; downloaded on first use) or an official release file
     (`.../VAR-DD/var-d16.pth`, `.../llamagen-B.pt`). `teacher`: a Teacher or a name (default: the
     student's own teacher). `.sample(labels, steps=1, noise=None, seed=None, return_embeddings=False)` → tokens [B, L].
-    dtype: the student's compute dtype, "fp32" / "bf16" / "fp16" (default: the teacher's).
+    dtype: the student's compute dtype, "fp32" / "bf16" / "fp16" (default: the teacher's). device: default the
+    teacher's; "auto" picks CUDA / MPS / CPU.
     """
     from ardistill.methods.dd.student import load_student as _load
 
+    if device is not None:
+        device = resolve_device(device)
     return _load(name_or_path, teacher=teacher, weights_dir=weights_dir, device=device, dtype=dtype)
 
 

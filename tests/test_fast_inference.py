@@ -126,10 +126,10 @@ def _cli(argv, capsys):
 
 
 def test_cli_sample_fast_options(tmp_path, capsys):
-    code, out = _cli(["sample", "--teacher", "llamagen-toy", "--num", "2", "--dtype", "bf16", "--fast", "--out", str(tmp_path / "g.png")], capsys)
+    code, out = _cli(["sample", "--teacher", "llamagen-toy", "--num-images", "2", "--dtype", "bf16", "--fast", "--out", str(tmp_path / "g.png")], capsys)
     assert code == 0, out
     assert (tmp_path / "g.png").is_file()
-    code, out = _cli(["sample", "--teacher", "llamagen-toy", "--num", "2", "--compile", "turbo", "--out", str(tmp_path / "h.png")], capsys)
+    code, out = _cli(["sample", "--teacher", "llamagen-toy", "--num-images", "2", "--compile", "turbo", "--out", str(tmp_path / "h.png")], capsys)
     assert code != 0 and "compile mode" in out and "Traceback" not in out
 
 

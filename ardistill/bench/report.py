@@ -71,6 +71,21 @@ def quality_table(quality: dict) -> str:
     return "\n".join(lines)
 
 
+def grid_caption(method: str, speed_rows: list[dict], quality: dict) -> str:
+    """What a sample grid shows: 'dd-1step · 1 AR step · toy-FID 18.96 (1000 images)' (the FID only when measured)."""
+    parts = [method]
+    steps = next((r["ar_steps"] for r in speed_rows if r["method"] == method), None)
+    if steps is not None:
+        parts.append(f"{steps} AR step{'' if steps == 1 else 's'}")
+    q = quality.get(method) or {}
+    if q.get("fid") is not None:
+        kind = "toy-FID" if str(q.get("extractor", "")).startswith("ardistill-toy") else "FID"
+        parts.append(f"{kind} {q['fid']:.2f} ({q.get('num_images')} images)")
+    else:
+        parts.append("FID not measured")
+    return " · ".join(parts)
+
+
 def environment_line(env: dict) -> str:
     return (f"device {env.get('device')} ({env.get('device_name')}), {env.get('sampler', 'reference')} sampler, {env.get('dtype')}, {env.get('compile')}, "
             f"CUDA graphs {'on' if env.get('cuda_graphs') else 'off'}, torch {env.get('torch')}, {env.get('threads')} threads, "
@@ -92,7 +107,9 @@ def run_markdown(doc: dict, *, plots: list[str], heading: str = "#", plot_prefix
     for p in plots:
         parts += [f"![{p}]({plot_prefix}{p})", ""]
     if doc.get("grids"):
-        parts += [f"{heading}# Samples", ""] + [f"- {name}: ![{name}]({plot_prefix}{g})" for name, g in doc["grids"].items()] + [""]
+        parts += [f"{heading}# Samples", ""]
+        for name, g in doc["grids"].items():
+            parts += [f"![{name}]({plot_prefix}{g})", "", f"*{grid_caption(name, doc.get('speed', []), doc.get('quality') or {})}*", ""]
     return "\n".join(parts)
 
 

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 
 from ardistill.bench.methods import BenchMethod, build_methods
-from ardistill.bench.report import SCHEMA
+from ardistill.bench.report import SCHEMA, grid_caption
 from ardistill.bench.speed import SpeedSettings, environment, run_speed
 from ardistill.bench.toy_models import RANDOM_STUDENT, write_random_student
 from ardistill.errors import BadArgumentError
@@ -157,15 +157,18 @@ def quality_reference(cfg: BenchConfig, teacher):
 
 
 def run_benchmark(cfg: BenchConfig, *, progress: Progress | None = None,
-                  on_grid: Callable[[str, torch.Tensor], str] | None = None) -> dict:
+                  on_grid: Callable[[str, torch.Tensor, str], str] | None = None) -> dict:
     """Measure every method; returns the bench.json document (schema "ardistill.bench/1").
 
-    `on_grid(method name, images [n, 3, H, W])` stores a sample grid and returns its file name.
+    `on_grid(method name, images [n, 3, H, W], caption)` stores a sample grid and returns its file name; the caption
+    names the method, its AR steps and its (toy-)FID (`grid_caption`), so the grids are made after the quality part.
     """
     from ardistill.bench.quality import CHUNK, GeneratedImages, imagenet_quality, toy_quality
 
     progress = progress or Progress()
-    device = torch.device(cfg.device)
+    from ardistill.devices import resolve_device
+
+    device = resolve_device(cfg.device)  # "auto" too; an unavailable device is a one-line error
     teacher, models = load_models(cfg)
     methods, skipped = build_all_methods(cfg, teacher, models)
     reference = quality_reference(cfg, teacher)  # checked before the speed part: a wrong reference fails fast
@@ -177,10 +180,6 @@ def run_benchmark(cfg: BenchConfig, *, progress: Progress | None = None,
                      on_repeat=progress.advance, compile=cfg.compile, fast=cfg.fast)
     progress.done()
     grids, quality = {}, {}
-    if on_grid is not None:
-        for m in methods:
-            images, _ = GeneratedImages(m, CHUNK, num_classes=teacher.num_classes, seed=cfg.seed, device=device).chunk(0)
-            grids[m.name] = on_grid(m.name, images)
     if cfg.fid:
         toy = reference is None
         for m in methods:
@@ -193,6 +192,10 @@ def run_benchmark(cfg: BenchConfig, *, progress: Progress | None = None,
                 quality[m.name] = imagenet_quality(m, cfg.num_samples, num_classes=teacher.num_classes, reference=reference,
                                                    weights=cfg.inception_weights, seed=cfg.seed, device=device, on_chunk=tick)
             progress.done()
+    if on_grid is not None:
+        for m in methods:
+            images, _ = GeneratedImages(m, CHUNK, num_classes=teacher.num_classes, seed=cfg.seed, device=device).chunk(0)
+            grids[m.name] = on_grid(m.name, images, grid_caption(m.name, rows, quality))
     note = ("Random-init weights (built-in weights not present or --random-init): speed numbers are valid, quality "
             "numbers are not." if cfg.random_init else "")
     return {

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ardistill.cli.common import CompileOption, DeviceOption, DtypeOption, FastOption, WeightsDirOption, console, parse_dtype, parse_int_list
+from ardistill.cli.common import CompileOption, DeviceOption, DtypeOption, FastOption, RenamedOption, WeightsDirOption, console, parse_dtype, parse_int_list
 
 
 def _positive_ints(text: str, name: str) -> tuple[int, ...]:
@@ -20,7 +20,7 @@ def _positive_ints(text: str, name: str) -> tuple[int, ...]:
 
 
 def bench_command(
-    teacher: str = typer.Option(..., "--teacher", "-t", help="Teacher name or checkpoint: the reference of every speed-up.", show_default=False),
+    teacher: str = typer.Option(..., "--teacher", help="Teacher name or checkpoint: the reference of every speed-up.", show_default=False),
     student: Optional[str] = typer.Option(None, "--student", help="DD student folder or release name; 'random-init' (with --random-init): a random student, speed only."),
     dd_steps: str = typer.Option("1,2", "--dd-steps", help="Student step counts to measure (dd-1step, dd-2step, ...)."),
     drafter: Optional[str] = typer.Option(None, "--drafter", help="CoDe drafter (large model)."),
@@ -47,6 +47,7 @@ def bench_command(
     fast: bool = FastOption,
     compile: str = CompileOption,
     seed: int = typer.Option(0, "--seed", help="Sampler seed (quality chunk c uses seed + c)."),
+    old_t: Optional[str] = RenamedOption("-t", "--teacher"),
 ) -> None:
     """Benchmark a teacher against DD students and CoDe pairs: latency, throughput, memory, speed-up, quality.
 
@@ -78,9 +79,9 @@ def bench_command(
     )
     out.mkdir(parents=True, exist_ok=True)
 
-    def save_method_grid(name: str, images) -> str:
+    def save_method_grid(name: str, images, caption: str) -> str:
         fname = f"grid-{name}.png"
-        save_grid(images, out / fname)
+        save_grid(images, out / fname, caption=caption)
         return fname
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from ardistill.cli.common import DeviceOption, WeightsDirOption, console, parse_number_list
+from ardistill.cli.common import DeviceOption, RenamedOption, WeightsDirOption, console, parse_number_list
 
 code_app = typer.Typer(help="Collaborative Decoding (CoDe): a large VAR drafts the coarse scales, a small one refines.",
                        no_args_is_help=True)
@@ -65,7 +65,7 @@ def load_pair_sampler(drafter, refiner, draft_steps, *, finetuned=None, weights_
 
 @code_app.command("finetune")
 def finetune_command(
-    recipe: str = typer.Option(..., "--recipe", "-r", help="CoDe recipe (recipes/code/var-toy.yaml or code/var-toy).", show_default=False),
+    recipe: str = typer.Option(..., "--recipe", help="CoDe recipe (recipes/code/var-toy.yaml or code/var-toy).", show_default=False),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: runs/<recipe name>)."),
     draft_steps: Optional[int] = typer.Option(None, "--draft-steps", help="Override the recipe's N (the drafter's scales)."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Override both stages' optimiser steps."),
@@ -73,6 +73,7 @@ def finetune_command(
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoints."),
     weights_dir: Optional[str] = WeightsDirOption,
     device: str = DeviceOption,
+    old_r: Optional[str] = RenamedOption("-r", "--recipe"),
 ) -> None:
     """Fine-tune a CoDe pair: the drafter with cross-entropy on its own scales, then the refiner distilled from the
     original large model with the λ_ep-weighted KL loss. Resumable (--resume), checkpointed, deterministic.

@@ -15,10 +15,24 @@ console = Console(highlight=False)
 WeightsDirOption = typer.Option(
     None, "--weights-dir", envvar="ARDISTILL_HOME", help="Folder with official weight files (default: ~/.cache/ardistill).", show_envvar=True
 )
-DeviceOption = typer.Option("cpu", "--device", help="Torch device: cpu, cuda, cuda:1, ...")
+DeviceOption = typer.Option("auto", "--device", help="Torch device: auto (CUDA, else Apple MPS, else CPU), cpu, cuda, cuda:1, mps.")
 DtypeOption = typer.Option("fp32", "--dtype", help="fp32 (exact, the official numbers), bf16 or fp16 (GPU): the transformer's matrices and the tokenizer decoder run in that dtype.")
 FastOption = typer.Option(False, "--fast", help="Fast sampling loops (LlamaGen: prefix attention, no per-token host copies); in fp32 the same tokens as the reference.")
+UpscaleOption = typer.Option(None, "--upscale", min=1, show_default=False,
+                             help="Enlarge each image in the grid by this integer factor, nearest neighbour (default: to at least 128 px, so 32-px images 4×; 1 = native size).")
 CompileOption = typer.Option("off", "--compile", help="torch.compile the per-step forward: off, auto (reduce-overhead = CUDA graphs on a GPU, default on CPU), or a torch.compile mode.")
+
+
+def RenamedOption(old: str, new: str):
+    """A hidden option for a spelling that was renamed because torchrun's own parser takes it (`--num` reads as
+    `--numa-binding`, `-t` is `--tee`, `-r` is `--redirects`): given, it is refused with a one-line error naming the
+    new spelling instead of Click's bare "no such option". Its value never reaches the command."""
+
+    def refuse(value: Optional[str]) -> None:
+        if value is not None:
+            raise BadArgumentError(f"{old} is now {new} (torchrun's parser takes {old} for one of its own options)")
+
+    return typer.Option(None, old, hidden=True, callback=refuse, show_default=False)
 
 
 def parse_int_list(text: Optional[str], name: str) -> Optional[list[int]]:
@@ -51,15 +65,10 @@ def parse_dtype(name: str):
 
 
 def resolve_device(name: str):
-    import torch
+    """`--device` → a torch.device: auto = CUDA, else MPS, else CPU; an unavailable explicit device is an error."""
+    from ardistill.devices import resolve_device as resolve
 
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise BadArgumentError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BadArgumentError(f"device {name!r} requested but CUDA is not available on this machine")
-    return dev
+    return resolve(name)
 
 
 def human_count(n: int) -> str:

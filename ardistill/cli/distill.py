@@ -7,14 +7,14 @@ from typing import Optional
 
 import typer
 
-from ardistill.cli.common import DeviceOption, console
+from ardistill.cli.common import DeviceOption, RenamedOption, console
 
 
 def distill_command(
-    teacher: str = typer.Option(..., "--teacher", "-t", help="Teacher to distil (its recipe: recipes/dd/<teacher>.yaml).", show_default=False),
+    teacher: str = typer.Option(..., "--teacher", help="Teacher to distil (its recipe: recipes/dd/<teacher>.yaml).", show_default=False),
     steps: str = typer.Option("1", "--steps", help="Student step counts to benchmark: 1, 2 or 1,2."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: runs/distill/<teacher>)."),
-    recipe: Optional[str] = typer.Option(None, "--recipe", "-r", help="DD recipe (default: recipes/dd/<teacher>.yaml)."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="DD recipe (default: recipes/dd/<teacher>.yaml)."),
     num_trajectories: Optional[int] = typer.Option(None, "--num-trajectories", min=1, help="Override the recipe's dataset size."),
     train_steps: Optional[int] = typer.Option(None, "--train-steps", min=1, help="Override the recipe's optimiser steps."),
     fid_samples: int = typer.Option(1000, "--fid-samples", min=0, help="Samples per method for toy-FID / FID (0 = speed only)."),
@@ -22,6 +22,8 @@ def distill_command(
     repeats: int = typer.Option(5, "--repeats", min=1, help="Timed repeats per method and batch size."),
     baselines: Optional[str] = typer.Option(None, "--baselines", help="Naive baselines benched beside the student, e.g. skip-3,onestep, or none (default: the recipe's)."),
     device: str = DeviceOption,
+    old_t: Optional[str] = RenamedOption("-t", "--teacher"),
+    old_r: Optional[str] = RenamedOption("-r", "--recipe"),
 ) -> None:
     """Distil a teacher into a 1–2-step student: trajectories → training → benchmark → report.
 

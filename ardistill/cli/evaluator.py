@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ardistill.cli.common import console
+from ardistill.cli.common import RenamedOption, console
 
 app = typer.Typer(help="The evaluator: class accuracy and FID features for the procedural world.", no_args_is_help=True)
 
@@ -35,9 +35,10 @@ def train_command(
 @app.command("eval")
 def eval_command(
     evaluator: Optional[Path] = typer.Option(None, "--evaluator", help="Evaluator folder (default: the shipped one)."),
-    num: int = typer.Option(2400, "--num", "-n", min=1, help="Held-out images to classify."),
+    num: int = typer.Option(2400, "--num-images", "-n", min=1, help="Held-out images to classify."),
     size: int = typer.Option(64, "--size", help="Image size: 64 or 32."),
     seed: int = typer.Option(0, "--seed", min=0, help="Data seed (the held-out stream of it is used)."),
+    old_num: Optional[str] = RenamedOption("--num", "--num-images"),
 ) -> None:
     """Print the evaluator's accuracy on held-out procedural images, overall and per class."""
     from ardistill.data import CLASS_NAMES, split_images

@@ -7,12 +7,12 @@ from typing import Optional
 
 import typer
 
-from ardistill.cli.common import (CompileOption, DeviceOption, DtypeOption, FastOption, WeightsDirOption, console, out_path, parse_int_list,
-                                  parse_number_list)
+from ardistill.cli.common import (CompileOption, DeviceOption, DtypeOption, FastOption, RenamedOption, UpscaleOption, WeightsDirOption, console, out_path,
+                                  parse_int_list, parse_number_list)
 
 
 def sample_command(
-    teacher: Optional[str] = typer.Option(None, "--teacher", "-t", help="Registered model name (see `ardistill models`) or a checkpoint path.", show_default=False),
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="Registered model name (see `ardistill models`) or a checkpoint path.", show_default=False),
     student: Optional[str] = typer.Option(None, "--student", help="Sample with a DD student instead: a folder from `ardistill train` or a name like dd-var-d16 (its teacher decodes; --teacher overrides it).", show_default=False),
     steps: int = typer.Option(1, "--steps", min=1, help="DD student steps: 1 or 2 (only with --student)."),
     drafter: Optional[str] = typer.Option(None, "--drafter", help="CoDe: the large VAR that drafts scales < N (with --refiner, --draft-steps).", show_default=False),
@@ -20,7 +20,7 @@ def sample_command(
     draft_steps: Optional[int] = typer.Option(None, "--draft-steps", min=0, help="CoDe: scales made by the drafter (0 = refiner alone, K = drafter alone)."),
     finetuned: Optional[Path] = typer.Option(None, "--finetuned", help="CoDe: a folder from `ardistill code finetune` (its pair and weights).", show_default=False),
     classes: Optional[str] = typer.Option(None, "--class", "-c", help="Class id, or a comma-separated list cycled over the images (default: 0, 1, 2, … cycled over the model's classes)."),
-    num: int = typer.Option(8, "--num", "-n", min=1, help="Number of images."),
+    num: int = typer.Option(8, "--num-images", "-n", min=1, help="Number of images."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampler's random generator: same seed, same images."),
     cfg: Optional[float] = typer.Option(None, "--cfg", help="Classifier-free guidance scale (default: the model's)."),
     top_k: Optional[str] = typer.Option(None, "--top-k", help="Keep the k most likely tokens (0 = off); VAR: one value or one per scale."),
@@ -30,6 +30,7 @@ def sample_command(
     out: Path = typer.Option(Path("samples.png"), "--out", "-o", help="PNG grid to write."),
     save_tokens: bool = typer.Option(False, "--save-tokens", help="Also write OUT.tokens.safetensors with tokens [N, L] and labels [N]."),
     nrow: Optional[int] = typer.Option(None, "--nrow", min=1, help="Images per grid row (default: ≈√N)."),
+    upscale: Optional[int] = UpscaleOption,
     weights_dir: Optional[str] = WeightsDirOption,
     vae: Optional[Path] = typer.Option(None, "--vae", help="Tokenizer checkpoint (default: the registered file)."),
     random_init: bool = typer.Option(False, "--random-init", help="Use randomly initialised weights (no files needed; for smoke tests)."),
@@ -37,12 +38,14 @@ def sample_command(
     dtype: str = DtypeOption,
     fast: bool = FastOption,
     compile: str = CompileOption,
+    old_t: Optional[str] = RenamedOption("-t", "--teacher"),
+    old_num: Optional[str] = RenamedOption("--num", "--num-images"),
 ) -> None:
     """Sample images with a teacher's sampler and write them as a PNG grid.
 
     The default is the exact fp32 reference path; --fast, --dtype bf16 and --compile auto make it faster.
 
-    Example: ardistill sample --teacher var-d16 --class 207 --num 8 --seed 0 --cfg 1.5 --top-k 900 --top-p 0.95 --out grid.png
+    Example: ardistill sample --teacher var-d16 --class 207 --num-images 8 --seed 0 --cfg 1.5 --top-k 900 --top-p 0.95 --out grid.png
     """
     import torch
 
@@ -59,7 +62,7 @@ def sample_command(
         out_path(tokens_path)
     if student is not None:
         _sample_student(student, teacher, steps, classes, num, seed, batch_size, out, tokens_path if save_tokens else None,
-                        nrow, weights_dir, resolve_device(device))
+                        nrow, upscale, weights_dir, resolve_device(device))
         return
     if drafter is not None or refiner is not None or finetuned is not None:
         from ardistill.cli.code import load_pair_sampler
@@ -88,15 +91,20 @@ def sample_command(
             all_images.append(model.decode(toks).float().cpu())
             progress.advance(task, len(lab))
     images = torch.cat(all_images)
-    save_grid(images, out, nrow=nrow)
-    console.print(f"wrote {out} ({num} images, {images.shape[-1]}×{images.shape[-2]}, {model.name})")
+    factor = save_grid(images, out, nrow=nrow, upscale=upscale)
+    console.print(f"wrote {out} ({num} images, {images.shape[-1]}×{images.shape[-2]}{_shown(factor)}, {model.name})")
     if save_tokens:
         atomic_save_safetensors({"tokens": torch.cat(all_tokens), "labels": labels}, tokens_path,
                                 metadata={"teacher": model.name, "seed": str(seed), "batch_size": str(batch_size)})
         console.print(f"wrote {tokens_path}")
 
 
-def _sample_student(student_ref, teacher_ref, steps, classes, num, seed, batch_size, out, tokens_path, nrow, weights_dir, device) -> None:
+def _shown(factor: int) -> str:
+    return f" shown {factor}× (--upscale 1: native size)" if factor > 1 else ""
+
+
+def _sample_student(student_ref, teacher_ref, steps, classes, num, seed, batch_size, out, tokens_path, nrow, upscale, weights_dir,
+                    device) -> None:
     """DD student sampling: continuous outputs decoded as the release does; batch b uses noise seed `seed + b`."""
     import torch
 
@@ -116,8 +124,8 @@ def _sample_student(student_ref, teacher_ref, steps, classes, num, seed, batch_s
         tokens.append(nearest_codes(e, st.codebook).cpu())
         images.append(st.teacher.decode_embeddings(e).float().cpu())
     images = torch.cat(images)
-    save_grid(images, out, nrow=nrow)
-    console.print(f"wrote {out} ({num} images, {steps}-step DD student {st.name} of {st.teacher.name})")
+    factor = save_grid(images, out, nrow=nrow, upscale=upscale)
+    console.print(f"wrote {out} ({num} images{_shown(factor)}, {steps}-step DD student {st.name} of {st.teacher.name})")
     if tokens_path is not None:
         atomic_save_safetensors({"tokens": torch.cat(tokens), "labels": labels}, tokens_path,
                                 metadata={"student": st.name, "teacher": st.teacher.name, "steps": str(steps), "seed": str(seed)})

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ardistill.cli.common import console
+from ardistill.cli.common import RenamedOption, console
 
 teacher_app = typer.Typer(help="Train the small built-in teachers (tokenizer + transformer) on the procedural world.",
                           no_args_is_help=True)
@@ -15,7 +15,7 @@ teacher_app = typer.Typer(help="Train the small built-in teachers (tokenizer + t
 
 @teacher_app.command("train")
 def train_command(
-    recipe: str = typer.Option(..., "--recipe", "-r", help="Recipe YAML (e.g. recipes/toy/var-toy-l.yaml or toy/var-toy-l).",
+    recipe: str = typer.Option(..., "--recipe", help="Recipe YAML (e.g. recipes/toy/var-toy-l.yaml or toy/var-toy-l).",
                                show_default=False),
     runs: Path = typer.Option(Path("runs"), "--runs", help="Folder of training runs; this run goes to RUNS/<recipe name>/."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run from its last checkpoint."),
@@ -23,6 +23,7 @@ def train_command(
     num_images: Optional[int] = typer.Option(None, "--num-images", min=1, help="Override the number of training images (transformer recipes)."),
     export: bool = typer.Option(False, "--export", help="Install the trained teacher as a built-in model (ardistill/weights/<name>/)."),
     weights_root: Optional[Path] = typer.Option(None, "--weights-root", help="Where --export writes (default: the package's weights folder)."),
+    old_r: Optional[str] = RenamedOption("-r", "--recipe"),
 ) -> None:
     """Train a teacher (its tokenizer first, if that is not trained yet) from a recipe.
 
@@ -40,7 +41,7 @@ def train_command(
 @teacher_app.command("eval")
 def eval_command(
     teacher: str = typer.Argument(..., help="A built-in teacher (var-toy-l, var-toy-s, llamagen-toy) or a checkpoint path.", show_default=False),
-    num: int = typer.Option(1000, "--num", "-n", min=10, help="Class-balanced samples (and as many reconstructions and held-out reference images)."),
+    num: int = typer.Option(1000, "--num-samples", "-n", min=10, help="Class-balanced samples (and as many reconstructions and held-out reference images)."),
     seed: int = typer.Option(0, "--seed", help="Sampler seed (batch b uses seed·1000003 + its first index)."),
     batch_size: int = typer.Option(50, "--batch-size", min=1, help="Images per sampling batch."),
     cfg: Optional[float] = typer.Option(None, "--cfg", help="Guidance scale (default: the model's)."),
@@ -48,6 +49,7 @@ def eval_command(
     top_p: Optional[float] = typer.Option(None, "--top-p", help="Top-p (default: the model's)."),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="Temperature (default: the model's)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write a PNG grid of the first 64 samples and OUT.json with the numbers."),
+    old_num: Optional[str] = RenamedOption("--num", "--num-samples"),
 ) -> None:
     """Measure a teacher on the procedural world: class accuracy and toy-FID of its samples, next to those of its
     tokenizer's reconstructions of held-out real images (the best a generator on these tokens can do)."""
@@ -84,12 +86,13 @@ def eval_command(
 @teacher_app.command("export")
 def export_command(
     run_dir: Path = typer.Argument(..., help="A finished teacher run folder (RUNS/<name>/ with run.json).", show_default=False),
-    num: int = typer.Option(1000, "--num", "-n", min=10, help="Samples for the measured metrics written into the model card."),
+    num: int = typer.Option(1000, "--num-samples", "-n", min=10, help="Samples for the measured metrics written into the model card."),
     cfg: Optional[float] = typer.Option(None, "--cfg", help="Default guidance scale to ship (default: the recipe's)."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Default top-k to ship (default: the recipe's)."),
     top_p: Optional[float] = typer.Option(None, "--top-p", help="Default top-p to ship (default: the recipe's)."),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="Default temperature to ship (default: the recipe's)."),
     weights_root: Optional[Path] = typer.Option(None, "--weights-root", help="Where to install (default: the package's weights folder)."),
+    old_num: Optional[str] = RenamedOption("--num", "--num-samples"),
 ) -> None:
     """Install a trained teacher as a built-in model and measure it: the model card (model.json, README.md) gets the
     default sampling settings and the class accuracy / toy-FID of samples and of reconstructions."""

@@ -7,11 +7,11 @@ from typing import Optional
 
 import typer
 
-from ardistill.cli.common import DeviceOption, console
+from ardistill.cli.common import DeviceOption, RenamedOption, console
 
 
 def train_command(
-    recipe: str = typer.Option(..., "--recipe", "-r", help="DD student recipe (e.g. recipes/dd/var-toy-l.yaml or dd/var-toy-l).",
+    recipe: str = typer.Option(..., "--recipe", help="DD student recipe (e.g. recipes/dd/var-toy-l.yaml or dd/var-toy-l).",
                                show_default=False),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Student folder (default: runs/<recipe name>/).", show_default=False),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in the output folder from its last checkpoint."),
@@ -19,6 +19,7 @@ def train_command(
     trajectories: Optional[Path] = typer.Option(None, "--trajectories", help="Trajectory dataset folder (default: the recipe's).",
                                                 show_default=False),
     device: str = DeviceOption,
+    old_r: Optional[str] = RenamedOption("-r", "--recipe"),
 ) -> None:
     """Train a DD student (initialised from its teacher) on the teacher's noise → token trajectories.
 

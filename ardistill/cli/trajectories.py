@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ardistill.cli.common import DeviceOption, WeightsDirOption, console, parse_number_list
+from ardistill.cli.common import DeviceOption, RenamedOption, WeightsDirOption, console, parse_number_list
 
 app = typer.Typer(help="DD trajectory datasets: teacher samples whose tokens are the flow map of per-sample noise.")
 
@@ -15,8 +15,8 @@ app = typer.Typer(help="DD trajectory datasets: teacher samples whose tokens are
 @app.callback(invoke_without_command=True)
 def generate_command(
     ctx: typer.Context,
-    teacher: Optional[str] = typer.Option(None, "--teacher", "-t", help="Registered model name or a checkpoint path.", show_default=False),
-    num: Optional[int] = typer.Option(None, "--num", "-n", min=1, help="Number of samples (global ids 0 … N-1).", show_default=False),
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="Registered model name or a checkpoint path.", show_default=False),
+    num: Optional[int] = typer.Option(None, "--num-samples", "-n", min=1, help="Number of samples (global ids 0 … N-1).", show_default=False),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Dataset folder (created, or resumed when it holds the same dataset).",
                                        show_default=False),
     seed: int = typer.Option(0, "--seed", min=0, help="Dataset seed: noise and labels are a pure function of (seed, index)."),
@@ -32,17 +32,19 @@ def generate_command(
     weights_dir: Optional[str] = WeightsDirOption,
     random_init: bool = typer.Option(False, "--random-init", help="Randomly initialised teacher (no files; smoke tests)."),
     device: str = DeviceOption,
+    old_t: Optional[str] = RenamedOption("-t", "--teacher"),
+    old_num: Optional[str] = RenamedOption("--num", "--num-samples"),
 ) -> None:
     """Make (or finish) a trajectory dataset; killed at any moment and run again, it continues where it stopped.
 
-    Example: ardistill trajectories --teacher var-d16 --num 1200000 --out data/dd-var-d16 --cfg 2.0 --top-k 900 --top-p 0.95
+    Example: ardistill trajectories --teacher var-d16 --num-samples 1200000 --out data/dd-var-d16 --cfg 2.0 --top-k 900 --top-p 0.95
     Many GPUs / nodes: torchrun --nproc-per-node 8 -m ardistill trajectories ... (see docs/scaling.md).
     """
     if ctx.invoked_subcommand is not None:
         return
     from ardistill.errors import BadArgumentError
 
-    missing = [flag for flag, value in (("--teacher", teacher), ("--num", num), ("--out", out)) if value is None]
+    missing = [flag for flag, value in (("--teacher", teacher), ("--num-samples", num), ("--out", out)) if value is None]
     if missing:
         raise BadArgumentError(f"missing {', '.join(missing)} (see `ardistill trajectories --help`)")
     from ardistill.api import load_teacher

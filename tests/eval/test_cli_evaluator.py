@@ -15,7 +15,7 @@ def run(argv, capsys):
 
 
 def test_eval_prints_heldout_accuracy(capsys):
-    code, out, _ = run(["evaluator", "eval", "--num", "240", "--size", "32", "--seed", "9"], capsys)
+    code, out, _ = run(["evaluator", "eval", "--num-images", "240", "--size", "32", "--seed", "9"], capsys)
     assert code == 0 and "per class" in out
     accuracy = float(re.search(r"accuracy at 32 px: ([\d.]+)%", out).group(1))
     assert accuracy >= 97.0
@@ -26,7 +26,7 @@ def test_train_writes_evaluator_then_eval_reads_it(tmp_path, capsys):
     code, out, _ = run(["evaluator", "train", "--out", str(out_dir), "--steps", "2", "--batch-size", "8", "--heldout", "12"], capsys)
     assert code == 0 and "held-out accuracy" in out
     assert (out_dir / "evaluator.safetensors").is_file() and (out_dir / "card.json").is_file()
-    code, out, _ = run(["evaluator", "eval", "--evaluator", str(out_dir), "--num", "24"], capsys)
+    code, out, _ = run(["evaluator", "eval", "--evaluator", str(out_dir), "--num-images", "24"], capsys)
     assert code == 0 and "held-out accuracy at 64 px" in out
 
 

@@ -103,7 +103,7 @@ def test_cut_connection_resumes_with_a_range_request(served, monkeypatch):
 
 @pytest.mark.parametrize("how", ["env", "flag"])
 def test_offline_missing_file_is_one_line_naming_the_download_command(served, monkeypatch, capsys, how):
-    argv = ["sample", "--teacher", VAR_NAME, "--num", "1", "--out", "x.png"]
+    argv = ["sample", "--teacher", VAR_NAME, "--num-images", "1", "--out", "x.png"]
     if how == "env":
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     else:

@@ -98,7 +98,7 @@ def test_recipe_runs_and_exports_a_loadable_builtin(recipe, family, tokens, tmp_
     assert images.shape == (2, 3, 32, 32) and 0 <= images.min() and images.max() <= 1
     # `teacher export` installs the run with shipped sampling defaults and measured metrics in its card.
     with pytest.raises(SystemExit) as e:
-        main(["teacher", "export", f"runs/{name}", "--num", "12", "--cfg", "3.0", "--weights-root", "exported"])
+        main(["teacher", "export", f"runs/{name}", "--num-samples", "12", "--cfg", "3.0", "--weights-root", "exported"])
     assert e.value.code in (0, None)
     card = json.loads((tmp_path / "exported" / name / "model.json").read_text())
     assert card["sampling_defaults"]["cfg"] == 3.0

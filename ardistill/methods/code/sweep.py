@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ardistill.bench.timing import measure
+from ardistill.devices import describe_device
 from ardistill.errors import BadArgumentError
 from ardistill.io import atomic_path, atomic_write_json, atomic_write_text
 from ardistill.methods.code.sampler import CoDe
@@ -90,7 +91,7 @@ def run_sweep(code: CoDe, draft_steps: list[int], *, batch_size: int = 16, num_i
     sampling = dict(sampling or {})
     K = code.num_scales
     device = code.device
-    result = SweepResult(label=label, batch_size=batch_size, device=str(device), num_images=num_images)
+    result = SweepResult(label=label, batch_size=batch_size, device=describe_device(device), num_images=num_images)
     labels = [i % code.drafter.num_classes for i in range(batch_size)]
     for N in [K] + [n for n in draft_steps if n != K]:
         t = measure(lambda: code.sample(labels, draft_steps=N, seed=seed, **sampling), device=device, warmup=warmup, repeats=repeats)

@@ -106,7 +106,7 @@ def check_plan(plan: DistillPlan, teacher) -> None:
     if plan.fid_samples > 0 and teacher.num_classes != TOY_NUM_CLASSES:
         raise BadArgumentError(f"{plan.teacher} is not a model of the built-in world, whose held-out images are the only "
                                "FID reference `distill` has; pass --fid-samples 0 (speed only), then `ardistill bench "
-                               "--fid --reference ...` on the student")
+                               "--fid --fid-ref ...` on the student")
 
 
 def _bench(plan: DistillPlan, student_dir: Path, bench_dir: Path) -> dict:
@@ -121,8 +121,8 @@ def _bench(plan: DistillPlan, student_dir: Path, bench_dir: Path) -> dict:
                       fid=plan.fid_samples > 0, num_samples=max(plan.fid_samples, 2), device=plan.device)
     bench_dir.mkdir(parents=True, exist_ok=True)
 
-    def grid(name: str, images) -> str:
-        save_grid(images, bench_dir / f"grid-{name}.png")
+    def grid(name: str, images, caption: str) -> str:
+        save_grid(images, bench_dir / f"grid-{name}.png", caption=caption)
         return f"grid-{name}.png"
 
     doc = run_benchmark(cfg, on_grid=grid)
@@ -132,19 +132,25 @@ def _bench(plan: DistillPlan, student_dir: Path, bench_dir: Path) -> dict:
 
 def report_markdown(plan: DistillPlan, doc: dict) -> str:
     """The one-page report: what was run, the teacher's and the students' images, quality and speed-up."""
-    from ardistill.bench.report import run_markdown
+    from ardistill.bench.report import grid_caption, run_markdown
     from ardistill.training.teacher_recipes import repo_relative
 
     skipped = {s["name"] for s in doc.get("skipped") or []}
     baselines = [b for b in plan.baselines or () if b not in skipped]
+
+    def captions(names) -> str:  # the row under a row of grids: method, AR steps, toy-FID
+        return "| " + " | ".join(grid_caption(n, doc.get("speed", []), doc.get("quality") or {}) for n in names) + " |"
+
     lines = [f"# Distilled Decoding of {plan.teacher}", "",
              f"Recipe `{repo_relative(plan.recipe)}`; output `{plan.out}`: `trajectories/`, `student/`, `bench/`.", "",
              "| teacher | " + " | ".join(f"{s}-step student" for s in plan.steps) + " |",
              "|---|" + "---|" * len(plan.steps),
              "| ![teacher](bench/grid-teacher.png) | " + " | ".join(f"![dd-{s}step](bench/grid-dd-{s}step.png)" for s in plan.steps) + " |",
+             captions(["teacher", *(f"dd-{s}step" for s in plan.steps)]),
              *([ "", "Naive baselines (the same teacher with AR steps cut, tokens drawn independently):", "",
                  "| " + " | ".join(baselines) + " |", "|" + "---|" * len(baselines),
-                 "| " + " | ".join(f"![{b}](bench/grid-{b}.png)" for b in baselines) + " |", ""] if baselines else []),
+                 "| " + " | ".join(f"![{b}](bench/grid-{b}.png)" for b in baselines) + " |", captions(baselines), ""]
+               if baselines else []),
              *[f"**Baseline {s['name']} skipped**: {s['reason']}." for s in doc.get("skipped") or []],
              ""]
     return "\n".join(lines) + run_markdown(doc, plots=[], heading="##", plot_prefix="bench/")

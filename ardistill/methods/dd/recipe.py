@@ -90,7 +90,7 @@ def train_from_dd_recipe(recipe_ref: str | Path | DDRecipe, *, out: Path | None 
     recipe = load_dd_recipe(recipe_ref).overridden({"train.steps": steps, "trajectories": str(trajectories) if trajectories else None})
     traj_dir = recipe.trajectory_dir
     if not (traj_dir / "meta.json").is_file():
-        raise ArdistillError(f"{traj_dir}: no trajectory dataset there; make it first (`ardistill trajectories --teacher T --num N --out DIR`) "
+        raise ArdistillError(f"{traj_dir}: no trajectory dataset there; make it first (`ardistill trajectories --teacher T --num-samples N --out DIR`) "
                              "or pass --trajectories DIR")
     ds = open_trajectories(traj_dir)
     teacher = load_teacher(recipe.teacher, device=device)

@@ -34,7 +34,7 @@ def tiny_names(monkeypatch):
 
 def test_sample_with_a_pair(tiny_names, tmp_path, capsys):
     out = tmp_path / "grid.png"
-    code, stdout, _ = run(["sample", "--drafter", tiny_names[0], "--refiner", tiny_names[1], "--draft-steps", "2", "--num", "3",
+    code, stdout, _ = run(["sample", "--drafter", tiny_names[0], "--refiner", tiny_names[1], "--draft-steps", "2", "--num-images", "3",
                            "--class", "1,2", "--random-init", "--save-tokens", "--out", str(out)], capsys)
     assert code in (0, None) and out.is_file() and "N=2" in stdout
     from ardistill.io import load_state_dict_file

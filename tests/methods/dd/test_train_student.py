@@ -127,7 +127,7 @@ def test_cli_train_and_sample(tmp_path, var_data, monkeypatch, capsys, _isolated
     code, _, err = run(["train", "--recipe", recipe, "--out", out, "--trajectories", ds.root, "--resume", "--steps", "3"], capsys)
     assert code == 0, err
     png = tmp_path / "grid.png"
-    code, out_text, err = run(["sample", "--student", out, "--steps", "2", "--num", "3", "--class", "0,3", "--out", png, "--save-tokens"], capsys)
+    code, out_text, err = run(["sample", "--student", out, "--steps", "2", "--num-images", "3", "--class", "0,3", "--out", png, "--save-tokens"], capsys)
     assert code == 0, err
     assert png.is_file() and load_state_dict_file(png.with_suffix(".tokens.safetensors"))["tokens"].shape == (3, 14)
     code, _, err = run(["sample", "--student", out, "--steps", "3", "--out", png], capsys)

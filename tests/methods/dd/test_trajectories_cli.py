@@ -17,7 +17,7 @@ from ardistill.cli import main
 from ardistill.methods.dd.trajectories import open_trajectories
 
 HERE = Path(__file__).resolve().parent
-ARGS = ["--teacher", TINY_VAR_NAME, "--random-init", "--num", "40", "--shard-size", "2", "--flow-steps", "200", "--seed", "5"]
+ARGS = ["--teacher", TINY_VAR_NAME, "--random-init", "--num-samples", "40", "--shard-size", "2", "--flow-steps", "200", "--seed", "5"]
 CHILD = f"""
 import sys
 sys.path.insert(0, {str(HERE)!r})
@@ -84,7 +84,7 @@ def test_kill_9_then_rerun_equals_an_uninterrupted_run(tiny_registered, tmp_path
 
 def test_verify_reports_corrupted_and_missing_shards(tiny_registered, tmp_path, capsys):
     root = tmp_path / "ds"
-    args = ["trajectories", "--teacher", TINY_VAR_NAME, "--random-init", "--num", "6", "--shard-size", "2", "--flow-steps", "20",
+    args = ["trajectories", "--teacher", TINY_VAR_NAME, "--random-init", "--num-samples", "6", "--shard-size", "2", "--flow-steps", "20",
             "--out", str(root)]
     assert run_cli(args, capsys)[0] == 0
     shard = root / "shard-00001.safetensors"
@@ -112,7 +112,7 @@ def test_verify_reports_corrupted_and_missing_shards(tiny_registered, tmp_path, 
 )
 def test_user_mistakes_are_one_line_errors(extra, needle, tiny_registered, tmp_path, capsys):
     root = tmp_path / "ds"
-    base = ["trajectories", "--teacher", TINY_VAR_NAME, "--random-init", "--num", "2", "--flow-steps", "5", "--out", str(root)]
+    base = ["trajectories", "--teacher", TINY_VAR_NAME, "--random-init", "--num-samples", "2", "--flow-steps", "5", "--out", str(root)]
     assert run_cli(base, capsys)[0] == 0
     code, _, err = run_cli(base + extra, capsys)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
@@ -120,6 +120,6 @@ def test_user_mistakes_are_one_line_errors(extra, needle, tiny_registered, tmp_p
 
 def test_missing_options_and_not_a_dataset(tmp_path, capsys):
     code, _, err = run_cli(["trajectories", "--teacher", "var-d16"], capsys)
-    assert code == 2 and "missing --num, --out" in err
+    assert code == 2 and "missing --num-samples, --out" in err
     code, _, err = run_cli(["trajectories", "verify", str(tmp_path)], capsys)
     assert code == 2 and "not a dataset folder" in err

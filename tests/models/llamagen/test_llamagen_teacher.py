@@ -89,7 +89,7 @@ def _run(argv, capsys):
 
 def test_cli_sample_random_init(tiny_spec, tmp_path, capsys):
     out = tmp_path / "grid.png"
-    code, stdout, err = _run(["sample", "--teacher", tiny_spec.name, "--random-init", "--num", "3", "--class", "1,7", "--seed", "4",
+    code, stdout, err = _run(["sample", "--teacher", tiny_spec.name, "--random-init", "--num-images", "3", "--class", "1,7", "--seed", "4",
                               "--top-k", "10", "--out", str(out), "--save-tokens"], capsys)
     assert code in (0, None), err
     assert out.is_file() and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -105,7 +105,7 @@ def test_cli_sample_random_init(tiny_spec, tmp_path, capsys):
     (["--class", "1", "--top-k", "5,6"], "one value for LlamaGen"),
 ])
 def test_cli_sample_errors_exit_2(tiny_spec, tmp_path, capsys, argv, needle):
-    code, _, err = _run(["sample", "--teacher", tiny_spec.name, "--random-init", "--num", "1", "--out", str(tmp_path / "x.png"), *argv], capsys)
+    code, _, err = _run(["sample", "--teacher", tiny_spec.name, "--random-init", "--num-images", "1", "--out", str(tmp_path / "x.png"), *argv], capsys)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
@@ -118,7 +118,7 @@ def test_cli_sample_from_files_inspect_and_convert(tiny_spec, tiny_files, tmp_pa
     code, _, err = _run(["convert", str(tiny_files["gpt_compiled"]), str(st)], capsys)
     assert code in (0, None), err
     png = tmp_path / "files.png"
-    code, _, err = _run(["sample", "--teacher", str(st), "--vae", str(tiny_files["vq_st"]), "--class", "3", "--num", "2", "--out", str(png)], capsys)
+    code, _, err = _run(["sample", "--teacher", str(st), "--vae", str(tiny_files["vq_st"]), "--class", "3", "--num-images", "2", "--out", str(png)], capsys)
     assert code in (0, None), err
     assert png.is_file()
     code, _, err = _run(["sample", "--teacher", str(tiny_files["vq_pt"]), "--out", str(png)], capsys)
