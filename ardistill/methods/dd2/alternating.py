@@ -19,7 +19,14 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ardistill.errors import BadArgumentError
-from ardistill.methods.dd2.losses import GENERATOR_WEIGHTINGS, T_DISTRIBUTIONS, TeacherProbs, csd_generator_loss, fcs_guidance_loss, sample_t
+from ardistill.methods.dd2.losses import (
+    GENERATOR_WEIGHTINGS,
+    T_DISTRIBUTIONS,
+    TeacherProbs,
+    csd_generator_loss,
+    fcs_guidance_loss,
+    sample_t,
+)
 from ardistill.training.loop import EMA
 
 

@@ -107,7 +107,8 @@ def clean_token_prediction(
     lp, xs, ts = log_probs.reshape(B * L, V).to(dtype), x.reshape(B * L, -1).to(dtype), t.reshape(B * L).to(dtype)
     cb = codebook.to(dtype)
     code_sq = (cb * cb).sum(-1)
-    out = [torch.softmax(_posterior_logits(lp[s:e], cb, code_sq, xs[s:e], ts[s:e]), dim=-1) @ cb for s, e in _chunks(B * L, V, chunk_positions)]
+    out = [torch.softmax(_posterior_logits(lp[s:e], cb, code_sq, xs[s:e], ts[s:e]), dim=-1) @ cb
+           for s, e in _chunks(B * L, V, chunk_positions)]
     return torch.cat(out).reshape(B, L, -1)
 
 

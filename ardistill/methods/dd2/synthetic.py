@@ -3,15 +3,16 @@
 DD2's Proposition 1: if every position's conditional score matches the teacher's on the generator's own prefix, the
 joints match. This module makes that testable on CPU in seconds to minutes:
 
-- `SyntheticARTeacher`: V codes in R² (a regular polygon, radius 1 by default), L positions, conditionals p(q_i | q_<i) defined
-  for *every* prefix (also impossible ones, as a real AR teacher's are), each with only `allowed` of the V codes
+- `SyntheticARTeacher`: V codes in R² (a regular polygon, radius 1 by default), L positions, conditionals
+  p(q_i | q_<i) defined for *every* prefix (also impossible ones, as a real AR teacher's are), each with only `allowed` of the V codes
   non-zero (Dirichlet weights), so the joint has allowed^L sequences of non-zero probability out of V^L.
 - `NoiseToTokens`: the one-step generator, an MLP over the whole flattened noise sequence ε `[B, L, 2]` → q `[B, L, 2]`
   in one forward (q = ε − v_θ(ε), the velocity parameterisation of spec §2), no sampling loop.
 - `PrefixGuidance`: the guidance network ψ(x, t, prefix) → x̂0, an MLP per position on (x, logit t, the position,
   one-hots of the nearest codes of the prefix q_<i).
 - `train_synthetic`: DD2 alternating training (`DD2Trainer`) against the teacher scoring the generator's own prefix,
-  or (`broken=True`) a prefix sampled from the teacher — which can only teach each position's marginal.
+  or (`broken=True`) a prefix sampled from the teacher — which cannot teach the dependence between positions
+  (measured: it stays at or above the independent-positions distance, docs/dd2.md).
 - `joint_tv`: the total-variation distance of samples' nearest-code sequences to the exact joint.
 
 Units: codes and tokens are points in R² (code dimension C = 2); TV is in [0, 1].
@@ -134,6 +135,8 @@ class PrefixGuidance(nn.Module):
 
     def __init__(self, codebook: torch.Tensor, length: int, hidden: int = 128, depth: int = 3, output: str = "velocity"):
         super().__init__()
+        if output not in ("velocity", "clean"):
+            raise ValueError(f"output must be 'velocity' or 'clean', got {output!r}")
         self.output = output
         self.register_buffer("codebook", codebook.clone(), persistent=False)
         V, C = codebook.shape
@@ -191,7 +194,8 @@ def train_synthetic(
     """Train a one-step generator on `teacher` with DD2 for `steps` generator updates (seeded by `cfg.seed`).
 
     `broken=True` feeds the teacher a prefix sampled from the teacher itself instead of the generator's own: the
-    generator then sees only each position's marginal score and cannot learn the dependence between positions.
+    teacher's signal at position i then no longer belongs to the generator's prefix, and the dependence between
+    positions cannot be learnt. The networks' initial weights are drawn from the global RNG seeded with `cfg.seed`.
     """
     torch.manual_seed(cfg.seed)
     L = teacher.L
