@@ -1,1 +1,2 @@
-"""Acceleration methods built on the model zoo: Distilled Decoding (dd) and Collaborative Decoding (code)."""
+"""Acceleration methods built on the model zoo: Distilled Decoding (dd), Distilled Decoding 2 (dd2) and
+Collaborative Decoding (code)."""

@@ -1,0 +1,25 @@
+"""Distilled Decoding 2: one-step students by conditional score distillation (spec: shared/specs/dd2.md).
+
+- `score`: the teacher's conditional score / clean-token prediction in closed form from its per-position probabilities.
+- `losses`: the generator's CSD loss, the guidance network's FCS loss, noise-level draws, the progressive EMA rate.
+- `alternating`: the K-guidance-steps-per-generator-step iteration over any generator / guidance / teacher callables.
+- `synthetic`: a known-joint AR teacher and small networks, the method's correctness check (docs/dd2.md).
+"""
+
+from ardistill.methods.dd2.alternating import DD2Config, DD2Trainer
+from ardistill.methods.dd2.losses import csd_generator_loss, fcs_guidance_loss, progressive_ema_rate, sample_t
+from ardistill.methods.dd2.score import (
+    clean_token_prediction,
+    conditional_score,
+    log_probs_from_probs,
+    mixture_log_density,
+    posterior_weights,
+    score_from_clean,
+    velocity_from_clean,
+)
+
+__all__ = [
+    "DD2Config", "DD2Trainer", "csd_generator_loss", "fcs_guidance_loss", "progressive_ema_rate", "sample_t",
+    "clean_token_prediction", "conditional_score", "log_probs_from_probs", "mixture_log_density", "posterior_weights",
+    "score_from_clean", "velocity_from_clean",
+]
