@@ -30,6 +30,10 @@ NO_DEVICE = {
     ("evaluator",): "group",
     ("evaluator", "train"): "CPU-only (train_evaluator takes no device)",
     ("evaluator", "eval"): "CPU-only classifier check",
+    ("recipes",): "group",
+    ("recipes", "list"): "reads YAML files",
+    ("recipes", "show"): "reads a YAML file",
+    ("recipes", "copy"): "copies a YAML file",
 }
 
 
