@@ -17,13 +17,13 @@ Environment variables are read at call time (``huggingface_hub`` reads them once
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ardistill.errors import ArdistillError, CheckpointError, WeightsMissingError
+from ardistill.io import sha256_file
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 _TRUE = {"1", "on", "yes", "true"}
@@ -177,21 +177,13 @@ def download_file(file: HubFile, *, local_dir: str | os.PathLike | None = None, 
     return path
 
 
-def sha256_of(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def verify_download(path: Path, etag: str, *, file: HubFile) -> None:
     """Check a fresh download against the Hub's ETag when it is a sha256 (LFS files; small git files carry a git
     sha1 and are only size-checked by ``hf_hub_download``). A mismatch deletes the file (and, in the Hub cache, the
     blob it points to) so that the next call downloads it again, and raises CorruptDownloadError."""
     if not SHA256.fullmatch(etag or ""):
         return
-    actual = sha256_of(path)
+    actual = sha256_file(path)
     if actual == etag:
         return
     blob = path.resolve()
@@ -205,4 +197,4 @@ def verify_download(path: Path, etag: str, *, file: HubFile) -> None:
 
 
 __all__ = ["HubFile", "HubError", "CorruptDownloadError", "download_file", "local_path", "hub_cache_dir", "hub_endpoint",
-           "is_offline", "sha256_of", "verify_download"]
+           "is_offline", "verify_download"]
