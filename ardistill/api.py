@@ -9,9 +9,18 @@ import torch
 
 from ardistill.devices import resolve_device
 from ardistill.errors import ArdistillError, CheckpointError
-from ardistill.registry import checkpoint_guessers, family_loader, get_model_spec, list_models
+from ardistill.registry import add_catalogue, checkpoint_guessers, family_loader, get_model_spec, list_models
 from ardistill.sampling.fast import parse_dtype
 from ardistill.teachers.base import Teacher
+
+
+def _register_zoo() -> None:
+    import ardistill.zoo  # noqa: F401  (importing it registers every built-in and official name)
+
+
+# Names are looked up through this layer (and those above it); the zoo fills the registry on the first lookup, lazily
+# to keep `import ardistill` light. `import ardistill` imports this module, so `ardistill.registry` lookups see it.
+add_catalogue(_register_zoo)
 
 
 def load_teacher(

@@ -13,15 +13,16 @@ per-family special cases.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
 
 from ardistill.errors import UnknownModelError, WeightsMissingError
 from ardistill.hub import HubFile
+from ardistill.models.checkpoint_guess import CheckpointGuess  # noqa: F401  (re-exported: its old home)
 
 PACKAGE_WEIGHTS = Path(__file__).resolve().parent / "weights"
 
@@ -61,20 +62,12 @@ class ModelSpec:
         raise KeyError(f"{self.name} has no weight file with role {role!r}")
 
 
-@dataclass(frozen=True)
-class CheckpointGuess:
-    """What a state dict looks like to a family: used by `ardistill inspect`."""
-
-    family: str
-    component: str  # e.g. "VAR transformer", "VQVAE tokenizer"
-    config_name: str  # e.g. "depth 16, width 1024"
-    build: Callable[[], torch.nn.Module]  # builds the expected module (on the meta device is fine)
-    spec_name: str | None = None  # registered model whose transformer has exactly this config, if any
-
-
 _MODELS: dict[str, ModelSpec] = {}
 _LOADERS: dict[str, Callable[..., Any]] = {}
-_GUESSERS: list[Callable[[dict], CheckpointGuess | None]] = []
+_GUESSERS: list[Callable[..., CheckpointGuess | None]] = []  # guesser(state_dict, known=specs)
+# Functions that register names, run once before the first lookup. The registry knows no family: `ardistill.api`
+# adds the zoo here (imported lazily to keep `import ardistill` light), so every import points down.
+_CATALOGUES: list[Callable[[], None]] = []
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:
@@ -84,15 +77,21 @@ def register_model(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
-def register_family(family: str, loader: Callable[..., Any], guesser: Callable[[dict], CheckpointGuess | None] | None = None) -> None:
+def register_family(family: str, loader: Callable[..., Any], guesser: Callable[..., CheckpointGuess | None] | None = None) -> None:
+    """guesser(state_dict, known=registered specs) -> CheckpointGuess | None, see `checkpoint_guessers`."""
     _LOADERS[family] = loader
     if guesser is not None and guesser not in _GUESSERS:
         _GUESSERS.append(guesser)
 
 
+def add_catalogue(register_names: Callable[[], None]) -> None:
+    """Run `register_names` (once) before the next lookup by name: how a higher layer (the zoo) fills the registry."""
+    _CATALOGUES.append(register_names)
+
+
 def _ensure_zoo() -> None:
-    # The zoo imports every family and registers its names; imported lazily to keep `import ardistill` light.
-    import ardistill.zoo  # noqa: F401
+    while _CATALOGUES:
+        _CATALOGUES.pop(0)()
 
 
 def list_models() -> list[ModelSpec]:
@@ -115,8 +114,10 @@ def family_loader(family: str) -> Callable[..., Any]:
 
 
 def checkpoint_guessers() -> list[Callable[[dict], CheckpointGuess | None]]:
+    """Each family's guesser, matched against the models registered now: guesser(state_dict) -> guess or None."""
     _ensure_zoo()
-    return list(_GUESSERS)
+    known = tuple(_MODELS.values())
+    return [functools.partial(g, known=known) for g in _GUESSERS]
 
 
 def weights_home(weights_dir: str | os.PathLike | None = None) -> Path:

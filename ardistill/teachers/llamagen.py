@@ -18,7 +18,7 @@ from ardistill.models.llamagen.checkpoint import (empty_module, image_size_from_
 from ardistill.models.llamagen.config import GPTConfig
 from ardistill.models.llamagen.gpt import LlamaGenGPT
 from ardistill.models.llamagen.vq import VQModel
-from ardistill.registry import ModelSpec, find_weight_file
+from ardistill.registry import ModelSpec, find_weight_file, list_models
 from ardistill.sampling.fast import lower_precision_, make_fast_options
 from ardistill.sampling.llamagen import sample_llamagen
 from ardistill.teachers.base import PerScale, SamplingSettings, check_labels, check_sampling, merge_sampling
@@ -164,7 +164,7 @@ def _spec_for_file(spec: ModelSpec, transformer_path: Path | None) -> ModelSpec:
     size = image_size_from_filename(transformer_path)
     if size is None or spec.image_size == size:
         return spec
-    for other in registered_llamagen_specs(spec.config):
+    for other in registered_llamagen_specs(spec.config, list_models()):
         if other.image_size == size:
             return other
     return spec

@@ -15,16 +15,16 @@ import os
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from ardistill.io import load_state_dict_file, load_strict
+from ardistill.models.checkpoint_guess import CheckpointGuess
 from ardistill.models.llamagen.config import GPT_PRESETS, GPTConfig, VQConfig
 from ardistill.models.llamagen.gpt import LlamaGenGPT, ffn_hidden_dim, rope_2d_table
 from ardistill.models.llamagen.vq import VQModel
-from ardistill.registry import CheckpointGuess
 
 # Fields of GPTConfig that decide the state dict (block_size does not: it only sizes the RoPE table).
 _ARCH_FIELDS = ("dim", "n_layer", "n_head", "kv_heads", "num_classes", "vocab_size", "cls_token_num")
@@ -71,11 +71,10 @@ def same_architecture(a: GPTConfig, b: GPTConfig) -> bool:
     return same and a.head_dim == b.head_dim and ffn_hidden_dim(a) == ffn_hidden_dim(b)
 
 
-def registered_llamagen_specs(config: GPTConfig) -> list:
-    """Registered LlamaGen models whose GPT has the architecture of `config` (any resolution), smallest first."""
-    from ardistill.registry import list_models
-
-    found = [s for s in list_models() if s.family == "llamagen" and isinstance(s.config, GPTConfig) and same_architecture(s.config, config)]
+def registered_llamagen_specs(config: GPTConfig, known: Sequence) -> list:
+    """The LlamaGen models among `known` (registered specs) whose GPT has the architecture of `config` (any
+    resolution), smallest first."""
+    found = [s for s in known if s.family == "llamagen" and isinstance(s.config, GPTConfig) and same_architecture(s.config, config)]
     return sorted(found, key=lambda s: s.config.block_size)
 
 
@@ -85,13 +84,11 @@ def _indices(state_dict: Mapping[str, torch.Tensor], prefix: str) -> list[int]:
     return sorted({int(m.group(1)) for k in state_dict if (m := pat.match(k))})
 
 
-def _guess_heads(sd: Mapping[str, torch.Tensor], n_layer: int, dim: int) -> tuple[int, int | None]:
+def _guess_heads(sd: Mapping[str, torch.Tensor], n_layer: int, dim: int, known: Sequence) -> tuple[int, int | None]:
     """(n_head, n_kv_head): heads are not visible in MHA weights; the official presets (head dim 64, 100 for
     GPT-3B) and registered models decide, else head dim 64."""
-    from ardistill.registry import list_models
-
     qkv_rows = sd["layers.0.attention.wqkv.weight"].shape[0]
-    for spec in list_models():
+    for spec in known:
         c = spec.config
         if spec.family == "llamagen" and isinstance(c, GPTConfig) and (c.n_layer, c.dim) == (n_layer, dim):
             if (c.n_head + 2 * c.kv_heads) * c.head_dim == qkv_rows:
@@ -105,16 +102,16 @@ def _guess_heads(sd: Mapping[str, torch.Tensor], n_layer: int, dim: int) -> tupl
     return n_head, None if kv == n_head else kv
 
 
-def _guess_gpt(sd: Mapping[str, torch.Tensor]) -> CheckpointGuess | None:
+def _guess_gpt(sd: Mapping[str, torch.Tensor], known: Sequence) -> CheckpointGuess | None:
     n_layer = len(_indices(sd, "layers."))
     vocab, dim = sd["tok_embeddings.weight"].shape
     rows = sd["cls_embedding.embedding_table.weight"].shape[0]
     hidden = sd["layers.0.feed_forward.w1.weight"].shape[0]
-    n_head, n_kv_head = _guess_heads(sd, n_layer, dim)
+    n_head, n_kv_head = _guess_heads(sd, n_layer, dim, known)
     config = GPTConfig(dim=dim, n_layer=n_layer, n_head=n_head, n_kv_head=n_kv_head, num_classes=rows - 1, vocab_size=vocab)
     if hidden != ffn_hidden_dim(config) and hidden >= int(2 * 4 * dim / 3):
         config = replace(config, multiple_of=hidden)  # a non-standard SwiGLU width
-    specs = registered_llamagen_specs(config)
+    specs = registered_llamagen_specs(config, known)
     if specs:
         config = specs[0].config
     names = ", ".join(s.name for s in specs)
@@ -157,13 +154,16 @@ def _guess_vq(sd: Mapping[str, torch.Tensor]) -> CheckpointGuess | None:
     )
 
 
-def guess_llamagen_checkpoint(state_dict: Mapping[str, torch.Tensor]) -> CheckpointGuess | None:
-    """Recognise an official-layout LlamaGen GPT or VQ tokenizer state dict; None for anything else."""
+def guess_llamagen_checkpoint(state_dict: Mapping[str, torch.Tensor], known: Sequence = ()) -> CheckpointGuess | None:
+    """Recognise an official-layout LlamaGen GPT or VQ tokenizer state dict; None for anything else.
+
+    known: registered model specs (`ardistill.registry.checkpoint_guessers` passes them); they decide the heads of an
+    ambiguous width and `spec_name`."""
     try:
         if all(k in state_dict for k in ("encoder.conv_blocks.0.res.0.conv1.weight", "quantize.embedding.weight", "quant_conv.weight")):
             return _guess_vq(state_dict)
         if all(k in state_dict for k in ("tok_embeddings.weight", "cls_embedding.embedding_table.weight", "layers.0.attention.wqkv.weight", "output.weight")):
-            return _guess_gpt(state_dict)
+            return _guess_gpt(state_dict, known)
     except (KeyError, IndexError, ValueError, RuntimeError, ZeroDivisionError):
         return None
     return None

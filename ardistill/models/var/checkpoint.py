@@ -10,16 +10,16 @@ from __future__ import annotations
 import math
 import os
 import re
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from ardistill.io import load_state_dict_file, load_strict
+from ardistill.models.checkpoint_guess import CheckpointGuess
 from ardistill.models.var.config import PATCH_NUMS_256, PATCH_NUMS_512, VARConfig, VQVAEConfig
 from ardistill.models.var.transformer import VARTransformer
 from ardistill.models.var.vqvae import VQVAE
-from ardistill.registry import CheckpointGuess
 
 # Fields of VARConfig that decide the state dict and the computation (not the training-only init/drop settings).
 _ARCH_FIELDS = ("depth", "width", "heads", "mlp_ratio", "num_classes", "patch_nums", "vocab_size", "z_channels",
@@ -75,16 +75,15 @@ def same_architecture(a: VARConfig, b: VARConfig) -> bool:
     return all(getattr(a, f) == getattr(b, f) for f in _ARCH_FIELDS)
 
 
-def _registered_var_name(config: VARConfig) -> str | None:
-    from ardistill.registry import list_models
-
-    for spec in list_models():
+def _registered_var_name(config: VARConfig, known: Sequence) -> str | None:
+    """The first of `known` (registered specs: .name, .family, .config) with this architecture, or None."""
+    for spec in known:
         if spec.family == "var" and isinstance(spec.config, VARConfig) and same_architecture(spec.config, config):
             return spec.name
     return None
 
 
-def _guess_transformer(sd: Mapping[str, torch.Tensor]) -> CheckpointGuess | None:
+def _guess_transformer(sd: Mapping[str, torch.Tensor], known: Sequence) -> CheckpointGuess | None:
     depth = len(_indices(sd, "blocks."))
     pos = sd["pos_1LC"]
     if depth == 0 or pos.dim() != 3:
@@ -109,7 +108,7 @@ def _guess_transformer(sd: Mapping[str, torch.Tensor]) -> CheckpointGuess | None
         attn_l2_norm=scale_mul is not None,
         vae=VQVAEConfig(patch_nums=patch_nums, num_ema_scales=10 if len(patch_nums) != 10 else None),
     )
-    name = _registered_var_name(config)
+    name = _registered_var_name(config, known)
     aln = ", shared AdaLN" if config.shared_aln else ""
     return CheckpointGuess(
         family="var",
@@ -160,13 +159,16 @@ def _guess_vqvae(sd: Mapping[str, torch.Tensor]) -> CheckpointGuess | None:
     )
 
 
-def guess_var_checkpoint(state_dict: Mapping[str, torch.Tensor]) -> CheckpointGuess | None:
-    """Recognise an official-layout VAR transformer or VQVAE state dict; None for anything else."""
+def guess_var_checkpoint(state_dict: Mapping[str, torch.Tensor], known: Sequence = ()) -> CheckpointGuess | None:
+    """Recognise an official-layout VAR transformer or VQVAE state dict; None for anything else.
+
+    known: registered model specs (`ardistill.registry.checkpoint_guessers` passes them); `spec_name` names the first
+    whose config has the guessed architecture."""
     try:
         if all(k in state_dict for k in ("encoder.conv_in.weight", "quantize.embedding.weight", "decoder.conv_out.weight")):
             return _guess_vqvae(state_dict)
         if all(k in state_dict for k in ("pos_1LC", "class_emb.weight", "word_embed.weight", "head.weight", "blocks.0.attn.mat_qkv.weight")):
-            return _guess_transformer(state_dict)
+            return _guess_transformer(state_dict, known)
     except (KeyError, IndexError, ValueError, RuntimeError, ZeroDivisionError):
         return None
     return None

@@ -13,6 +13,12 @@ from ardistill.models.llamagen.checkpoint import (empty_module, guess_llamagen_c
 from ardistill.models.llamagen.config import VQConfig, gpt_config
 from ardistill.models.llamagen.gpt import LlamaGenGPT, ffn_hidden_dim
 from ardistill.models.llamagen.vq import VQModel
+from ardistill.registry import list_models
+
+
+def guess(state_dict):
+    """The family's guesser as the registry calls it: matched against the models registered now."""
+    return guess_llamagen_checkpoint(state_dict, known=list_models())
 
 
 def _equal_state(module: torch.nn.Module, sd: dict) -> bool:
@@ -90,19 +96,19 @@ def test_pickled_training_state_is_refused(tmp_path, tiny_cfg, tiny_sds):
 def test_guess_registered_gpts_and_vq():
     for name, size, res in (("llamagen-b", "B", 256), ("llamagen-xl", "XL", 384), ("llamagen-3b", "3B", 384)):
         sd = empty_module(lambda: LlamaGenGPT(gpt_config(size, res)), "meta").state_dict()
-        g = guess_llamagen_checkpoint(sd)
+        g = guess(sd)
         assert g.family == "llamagen" and g.spec_name == name
         assert {k: tuple(v.shape) for k, v in g.build().state_dict().items()} == {k: tuple(v.shape) for k, v in sd.items()}
-    assert "head dim 100" in guess_llamagen_checkpoint(empty_module(lambda: LlamaGenGPT(gpt_config("3B", 384)), "meta").state_dict()).config_name
-    gv = guess_llamagen_checkpoint(empty_module(lambda: VQModel(VQConfig()), "meta").state_dict())
+    assert "head dim 100" in guess(empty_module(lambda: LlamaGenGPT(gpt_config("3B", 384)), "meta").state_dict()).config_name
+    gv = guess(empty_module(lambda: VQModel(VQConfig()), "meta").state_dict())
     assert gv.spec_name is None and "official" in gv.config_name and "downsample 16" in gv.config_name
-    assert guess_llamagen_checkpoint({"weight": torch.zeros(2)}) is None
+    assert guess({"weight": torch.zeros(2)}) is None
 
 
 def test_guess_tiny_files(tiny_spec, tiny_sds):
-    g = guess_llamagen_checkpoint(tiny_sds[0])
+    g = guess(tiny_sds[0])
     assert g.spec_name == tiny_spec.name and "2 layers, width 64, 4 heads" in g.config_name
-    gv = guess_llamagen_checkpoint(tiny_sds[1])
+    gv = guess(tiny_sds[1])
     assert {k: tuple(v.shape) for k, v in gv.build().state_dict().items()} == {k: tuple(v.shape) for k, v in tiny_sds[1].items()}
 
 

@@ -11,6 +11,12 @@ from ardistill.models.var.checkpoint import empty_module, guess_var_checkpoint, 
 from ardistill.models.var.config import PATCH_NUMS_512, VQVAEConfig, var_config
 from ardistill.models.var.transformer import VARTransformer
 from ardistill.models.var.vqvae import VQVAE
+from ardistill.registry import list_models
+
+
+def guess(state_dict):
+    """The family's guesser as the registry calls it: matched against the models registered now."""
+    return guess_var_checkpoint(state_dict, known=list_models())
 
 
 def _equal_state(module: torch.nn.Module, sd: dict) -> bool:
@@ -69,8 +75,8 @@ def test_other_phi_sharing_layouts_match_official_keys(share, keys, tiny_cfg):
     cfg = replace(tiny_cfg.vae, share_quant_resi=share)
     sd = empty_module(lambda: VQVAE(cfg), "meta").state_dict()
     assert [k for k in sd if "quant_resi" in k] == [f"quantize.{k}.{w}" for k in keys for w in ("weight", "bias")]
-    guess = guess_var_checkpoint(sd)
-    assert guess is not None and set(guess.build().state_dict()) == set(sd)
+    g = guess(sd)
+    assert g is not None and set(g.build().state_dict()) == set(sd)
 
 
 def test_wrong_file_is_one_line_error_naming_keys(tiny_cfg, tiny_files):
@@ -107,23 +113,23 @@ def test_vqvae_with_other_number_of_scales_keeps_its_own_usage_buffer(tmp_path, 
 
 def test_guess_registered_transformers():
     sd16 = empty_module(lambda: VARTransformer(var_config(16)), "meta").state_dict()
-    g = guess_var_checkpoint(sd16)
+    g = guess(sd16)
     assert g.family == "var" and g.spec_name == "var-d16" and "depth 16" in g.config_name
     assert set(g.build().state_dict()) == set(sd16)
-    g36 = guess_var_checkpoint(empty_module(lambda: VARTransformer(var_config(36)), "meta").state_dict())
+    g36 = guess(empty_module(lambda: VARTransformer(var_config(36)), "meta").state_dict())
     assert g36.spec_name == "var-d36" and str(list(PATCH_NUMS_512)) in g36.config_name
 
 
 def test_guess_vqvae_and_tiny(tiny_state_dicts):
-    gv = guess_var_checkpoint(empty_module(lambda: VQVAE(VQVAEConfig()), "meta").state_dict())
+    gv = guess(empty_module(lambda: VQVAE(VQVAEConfig()), "meta").state_dict())
     assert gv.component.startswith("VQVAE") and gv.spec_name is None and "official" in gv.config_name
     var_sd, vae_sd = tiny_state_dicts
-    gt = guess_var_checkpoint(var_sd)
+    gt = guess(var_sd)
     assert gt.spec_name is None and "depth 2" in gt.config_name  # tiny config not registered here
     assert {k: tuple(v.shape) for k, v in gt.build().state_dict().items()} == {k: tuple(v.shape) for k, v in var_sd.items()}
-    gvt = guess_var_checkpoint(vae_sd)
+    gvt = guess(vae_sd)
     assert {k: tuple(v.shape) for k, v in gvt.build().state_dict().items()} == {k: tuple(v.shape) for k, v in vae_sd.items()}
-    assert guess_var_checkpoint({"weight": torch.zeros(2)}) is None
+    assert guess({"weight": torch.zeros(2)}) is None
 
 
 def test_load_teacher_from_path_finds_tokenizer_next_to_it(tiny_spec, tiny_files, tiny_state_dicts):
