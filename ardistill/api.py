@@ -132,11 +132,16 @@ def load_student(name_or_path: str | os.PathLike, *, teacher=None, weights_dir: 
     dtype: the student's compute dtype, "fp32" / "bf16" / "fp16" (default: the teacher's). device: default the
     teacher's; "auto" picks CUDA / MPS / CPU.
     """
-    from ardistill.methods.dd.student import load_student as _load
+    from ardistill.methods.dd.student import find_student, load_student as _load
 
     if device is not None:
         device = resolve_device(device)
-    return _load(name_or_path, teacher=teacher, weights_dir=weights_dir, device=device, dtype=dtype)
+    teacher_name = str(teacher) if isinstance(teacher, (str, os.PathLike)) else getattr(teacher, "name", None)
+    source = find_student(name_or_path, teacher_name=teacher_name, weights_dir=weights_dir)
+    if teacher is None or isinstance(teacher, (str, os.PathLike)):  # names are resolved here, never in methods/
+        teacher = load_teacher(teacher or source.config.teacher, weights_dir=weights_dir, device=device or "cpu",
+                               dtype=parse_dtype(dtype))
+    return _load(source, teacher=teacher, weights_dir=weights_dir, device=device, dtype=dtype)
 
 
 __all__ = ["load_teacher", "list_models", "load_evaluator", "load_student", "download"]

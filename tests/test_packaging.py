@@ -51,7 +51,7 @@ def test_installed_wheel_resolves_recipes_through_importlib_resources(wheel, tmp
     script = (
         "import importlib.resources, json, ardistill\n"
         "from ardistill.recipes import builtin_root, list_recipes, load_recipe\n"
-        "from ardistill.methods.dd.distill import recipe_for_teacher\n"
+        "from ardistill.pipelines.distill import recipe_for_teacher\n"
         "print(json.dumps({'package': ardistill.__file__, 'files': str(importlib.resources.files('ardistill._recipes')),\n"
         "    'root': str(builtin_root()), 'dd': recipe_for_teacher('var-toy-l'),\n"
         "    'tokenizer': load_recipe(load_recipe('toy/var-toy-l')['tokenizer_recipe'])['_path'],\n"

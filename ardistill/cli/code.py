@@ -126,7 +126,7 @@ def sweep_command(
     """
     from ardistill.cli.common import resolve_device
     from ardistill.methods.code import CoDe
-    from ardistill.methods.code.sweep import load_sweep, parse_range, run_sweep, write_sweep
+    from ardistill.pipelines.code_sweep import load_sweep, parse_range, run_sweep, write_sweep
 
     d, r = load_pair(drafter, refiner, finetuned=finetuned, weights_dir=weights_dir, device=resolve_device(device), random_init=random_init)
     code = CoDe(d, r)

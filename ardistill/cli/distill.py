@@ -31,7 +31,7 @@ def distill_command(
     stopped. Example: ardistill distill --teacher var-toy-l --steps 1
     """
     from ardistill.cli.common import parse_int_list, resolve_device
-    from ardistill.methods.dd.distill import DistillPlan, recipe_for_teacher, run_distill
+    from ardistill.pipelines.distill import DistillPlan, recipe_for_teacher, run_distill
 
     plan = DistillPlan(teacher=teacher, recipe=recipe_for_teacher(teacher, recipe), out=out or Path("runs/distill") / teacher,
                        steps=tuple(parse_int_list(steps, "--steps")), num_trajectories=num_trajectories,

@@ -28,11 +28,13 @@ def train_command(
     `ardistill sample --student OUT --steps 1` and `ardistill.load_student(OUT)`.
     Example: ardistill train --recipe dd/var-toy-l --out runs/dd-var-toy-l
     """
+    from ardistill.api import load_teacher
     from ardistill.cli.common import resolve_device
-    from ardistill.methods.dd.recipe import train_from_dd_recipe
+    from ardistill.methods.dd.recipe import dd_recipe_for_training, train_from_dd_recipe
 
-    folder = train_from_dd_recipe(recipe, out=out, resume=resume, steps=steps, trajectories=trajectories,
-                                  device=str(resolve_device(device)))
+    dd = dd_recipe_for_training(recipe, steps=steps, trajectories=trajectories)
+    teacher = load_teacher(dd.teacher, device=str(resolve_device(device)))
+    folder = train_from_dd_recipe(dd, teacher=teacher, out=out, resume=resume)
     console.print(f"student written to {folder}")
 
 

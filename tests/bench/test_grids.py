@@ -52,7 +52,7 @@ def test_caption_without_quality_says_so():
 
 
 def test_distill_report_puts_captions_under_the_grids(bench_dir):
-    from ardistill.methods.dd.distill import DistillPlan, report_markdown
+    from ardistill.pipelines.distill import DistillPlan, report_markdown
 
     doc = json.loads((bench_dir / "bench.json").read_text())
     plan = DistillPlan(teacher="var-toy-s", recipe="recipes/dd/var-toy-l.yaml", out=Path("runs/x"), steps=(), baselines=("onestep",))

@@ -78,22 +78,29 @@ def load_dd_recipe(recipe: str | Path | DDRecipe) -> DDRecipe:
     return recipe if isinstance(recipe, DDRecipe) else load_typed_recipe(recipe, DDRecipe)
 
 
-def train_from_dd_recipe(recipe_ref: str | Path | DDRecipe, *, out: Path | None = None, resume: bool = False,
-                         steps: int | None = None, trajectories: Path | None = None, device: str = "cpu",
-                         progress: bool = True) -> Path:
-    """Train (or resume) the student a `dd-student` recipe describes; returns its folder. `steps` and
-    `trajectories` override the recipe's train.steps and trajectories."""
-    from ardistill.api import load_teacher
-    from ardistill.methods.dd.train import DDTrainSettings, train_student
-    from ardistill.methods.dd.trajectories import open_trajectories
-
+def dd_recipe_for_training(recipe_ref: str | Path | DDRecipe, *, steps: int | None = None,
+                           trajectories: Path | None = None) -> DDRecipe:
+    """The recipe with `steps` and `trajectories` overriding its train.steps and trajectories, its trajectory dataset
+    checked to exist (a one-line error before any teacher is loaded)."""
     recipe = load_dd_recipe(recipe_ref).overridden({"train.steps": steps, "trajectories": str(trajectories) if trajectories else None})
     traj_dir = recipe.trajectory_dir
     if not (traj_dir / "meta.json").is_file():
         raise ArdistillError(f"{traj_dir}: no trajectory dataset there; make it first (`ardistill trajectories --teacher T --num-samples N --out DIR`) "
                              "or pass --trajectories DIR")
+    return recipe
+
+
+def train_from_dd_recipe(recipe_ref: str | Path | DDRecipe, *, teacher, out: Path | None = None, resume: bool = False,
+                         steps: int | None = None, trajectories: Path | None = None, progress: bool = True) -> Path:
+    """Train (or resume) the student a `dd-student` recipe describes on the loaded `teacher` (the recipe's
+    `teacher`, loaded by the caller: methods take loaded models, never names); returns its folder. `steps` and
+    `trajectories` override the recipe's train.steps and trajectories."""
+    from ardistill.methods.dd.train import DDTrainSettings, train_student
+    from ardistill.methods.dd.trajectories import open_trajectories
+
+    recipe = dd_recipe_for_training(recipe_ref, steps=steps, trajectories=trajectories)
+    traj_dir = recipe.trajectory_dir
     ds = open_trajectories(traj_dir)
-    teacher = load_teacher(recipe.teacher, device=device)
     settings = DDTrainSettings(
         t_list=recipe.t_list, split=recipe.split, batch_size=recipe.batch_size, mse_weight=recipe.mse_weight,
         position_weighting=recipe.position_weighting,
@@ -105,4 +112,4 @@ def train_from_dd_recipe(recipe_ref: str | Path | DDRecipe, *, out: Path | None 
     return out
 
 
-__all__ = ["DDRecipe", "DDEval", "TrajectorySampling", "load_dd_recipe", "train_from_dd_recipe"]
+__all__ = ["DDRecipe", "DDEval", "TrajectorySampling", "load_dd_recipe", "dd_recipe_for_training", "train_from_dd_recipe"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -199,7 +200,7 @@ def _same_architecture(teacher, card: dict) -> bool:
     return config_from_dict(type(cfg), card["teacher_config"], where=STUDENT_CARD) == cfg
 
 
-def _release_spec_for_file(path: Path, teacher):
+def _release_spec_for_file(path: Path, teacher_name: str | None):
     """The registered official student a release file belongs to: by its published file name (`var-d16.pth`,
     `llamagen-B.pt`, their `.safetensors` conversions), else by the teacher it is loaded with."""
     from ardistill.registry import list_models
@@ -208,7 +209,6 @@ def _release_spec_for_file(path: Path, teacher):
     for spec in students:
         if path.name == spec.file("student").filename or path.stem == Path(spec.file("student").filename).stem:
             return spec
-    teacher_name = getattr(teacher, "name", teacher)
     matches = [s for s in students if teacher_name and s.config.teacher == str(teacher_name)]
     if len(matches) == 1:
         return matches[0]
@@ -217,13 +217,21 @@ def _release_spec_for_file(path: Path, teacher):
                          "which teacher it was distilled from")
 
 
-def load_student(name_or_path: str | os.PathLike, *, teacher=None, weights_dir: str | os.PathLike | None = None,
-                 device: str | torch.device | None = None, dtype: torch.dtype | str | None = None) -> Student:
-    """A student folder (student.json + student.safetensors), an official release name (`dd-var-d16`, ...) or an
-    official release file. `teacher`: a Teacher or a teacher name (default: the one the student was made for).
-    dtype: the student's compute dtype (default: the teacher's; a teacher loaded by name here gets it too)."""
-    from ardistill.api import load_teacher
-    from ardistill.models.dd.checkpoint import load_official_student, load_student_file
+@dataclass(frozen=True)
+class StudentSource:
+    """Where a student's weights are and what it is, before any teacher is loaded."""
+
+    config: DDStudentConfig  # config.teacher: the teacher it was made for
+    card: dict | None  # student.json of a folder made by `ardistill train`; None for an official release
+    official: bool  # weights in the release's layout
+    name: str
+    weights: Path
+
+
+def find_student(name_or_path: str | os.PathLike, *, teacher_name: str | None = None,
+                 weights_dir: str | os.PathLike | None = None) -> StudentSource:
+    """A student folder (student.json + student.safetensors), an official release name (`dd-var-d16`, ...; downloaded
+    on first use) or an official release file. teacher_name: says which release a file with an unknown name is."""
     from ardistill.registry import find_weight_file, get_model_spec
 
     path = Path(name_or_path)
@@ -233,22 +241,31 @@ def load_student(name_or_path: str | os.PathLike, *, teacher=None, weights_dir: 
             raise ArdistillError(f"{path}: not a DD student folder (no {STUDENT_CARD}); train one with `ardistill train --recipe recipes/dd/...`")
         card = json.loads(card_path.read_text())
         config = DDStudentConfig(family=card["family"], teacher=card["teacher"], t_list=tuple(card["t_list"]), split=int(card["split"]))
-        weights, official, name = path / STUDENT_WEIGHTS, False, path.name
-    elif path.is_file() or path.suffix in (".pth", ".pt", ".safetensors") or os.sep in str(name_or_path):
+        return StudentSource(config, card, False, path.name, path / STUDENT_WEIGHTS)
+    if path.is_file() or path.suffix in (".pth", ".pt", ".safetensors") or os.sep in str(name_or_path):
         # An official release file wherever it lies (Hub cache, `--weights-dir`, a manual download): the release's
         # file name says which student it is, else the teacher does.
         if not path.is_file():
             raise ArdistillError(f"{path}: no such file")
-        spec = _release_spec_for_file(path, teacher)
-        config, card, official, name, weights = spec.config, None, True, spec.name, path
-    else:
-        spec = get_model_spec(str(name_or_path))
-        if spec.kind != "student":
-            raise ArdistillError(f"{spec.name} is a teacher, not a DD student (students: `ardistill models --family dd-var` / dd-llamagen)")
-        config, card, official, name = spec.config, None, True, spec.name
-        weights = find_weight_file(spec, "student", weights_dir)
+        spec = _release_spec_for_file(path, teacher_name)
+        return StudentSource(spec.config, None, True, spec.name, path)
+    spec = get_model_spec(str(name_or_path))
+    if spec.kind != "student":
+        raise ArdistillError(f"{spec.name} is a teacher, not a DD student (students: `ardistill models --family dd-var` / dd-llamagen)")
+    return StudentSource(spec.config, None, True, spec.name, find_weight_file(spec, "student", weights_dir))
+
+
+def load_student(student: StudentSource | str | os.PathLike, *, teacher, weights_dir: str | os.PathLike | None = None,
+                 device: str | torch.device | None = None, dtype: torch.dtype | str | None = None) -> Student:
+    """The student `student` names (see `find_student`) on a loaded `teacher` (a Teacher; names are resolved by
+    `ardistill.load_student`). dtype: the student's compute dtype (default: the teacher's)."""
+    from ardistill.models.dd.checkpoint import load_official_student, load_student_file
+
     if teacher is None or isinstance(teacher, (str, os.PathLike)):
-        teacher = load_teacher(teacher or config.teacher, weights_dir=weights_dir, device=device or "cpu", dtype=parse_dtype(dtype))
+        raise BadArgumentError("methods.dd.student.load_student takes a loaded teacher; ardistill.load_student also takes a name")
+    source = student if isinstance(student, StudentSource) else find_student(student, teacher_name=getattr(teacher, "name", None),
+                                                                               weights_dir=weights_dir)
+    config, card, official, name, weights = source.config, source.card, source.official, source.name, source.weights
     if card is not None and not _same_architecture(teacher, card):
         raise ArdistillError(f"{name} was trained for {card['teacher']}; teacher {teacher.name} has a different architecture")
     load = load_official_student if official else load_student_file
@@ -256,4 +273,4 @@ def load_student(name_or_path: str | os.PathLike, *, teacher=None, weights_dir: 
     return Student(model, teacher, config, name=name, dtype=parse_dtype(dtype) if dtype is not None else getattr(teacher, "dtype", torch.float32))
 
 
-__all__ = ["Student", "load_student", "nearest_codes", "teacher_architecture", "STUDENT_WEIGHTS", "STUDENT_CARD"]
+__all__ = ["Student", "StudentSource", "find_student", "load_student", "nearest_codes", "teacher_architecture", "STUDENT_WEIGHTS", "STUDENT_CARD"]

@@ -128,8 +128,7 @@ def is_toy_teacher(teacher) -> bool:
 def toy_eval_fn(teacher, config: DDStudentConfig, *, num: int, seed: int):
     """(model, step) → {"fid", "class_acc"} of `num` 1-step samples (decoded continuous outputs, as the release),
     classes cycled; against the procedural world's held-out images with the shipped evaluator."""
-    from ardistill.api import load_evaluator
-    from ardistill.eval import toy_fidelity_metrics
+    from ardistill.eval import load_evaluator, toy_fidelity_metrics
 
     labels = torch.arange(num) % teacher.num_classes
 

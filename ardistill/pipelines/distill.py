@@ -79,8 +79,8 @@ def run_distill(plan: DistillPlan, *, log: Callable[[str], None] = print, progre
         log(f"[2/3] student: already trained ({student_dir})")
     else:
         log(f"[2/3] student: training from {plan.recipe} → {student_dir}")
-        train_from_dd_recipe(recipe, out=student_dir, resume=(student_dir / "checkpoint.pt").is_file(),
-                             trajectories=out / "trajectories", device=plan.device, progress=progress)
+        train_from_dd_recipe(recipe, teacher=teacher, out=student_dir, resume=(student_dir / "checkpoint.pt").is_file(),
+                             trajectories=out / "trajectories", progress=progress)
 
     # 3. Benchmark: speed side by side with the teacher, toy-FID / class accuracy (or FID) of every method.
     log(f"[3/3] benchmark: teacher vs {', '.join(f'{s}-step student' for s in plan.steps)} → {out / 'bench'}")
