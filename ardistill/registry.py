@@ -89,18 +89,31 @@ def add_catalogue(register_names: Callable[[], None]) -> None:
     _CATALOGUES.append(register_names)
 
 
-def _ensure_zoo() -> None:
-    while _CATALOGUES:
-        _CATALOGUES.pop(0)()
+_LOADING_CATALOGUES = False
+
+
+def _load_catalogues() -> None:
+    # A catalogue is dropped only once it has run: one that fails (a broken import) fails again at the next lookup
+    # rather than leaving a half-filled registry. Lookups made while a catalogue runs see what is registered so far.
+    global _LOADING_CATALOGUES
+    if _LOADING_CATALOGUES:
+        return
+    _LOADING_CATALOGUES = True
+    try:
+        while _CATALOGUES:
+            _CATALOGUES[0]()
+            _CATALOGUES.pop(0)
+    finally:
+        _LOADING_CATALOGUES = False
 
 
 def list_models() -> list[ModelSpec]:
-    _ensure_zoo()
+    _load_catalogues()
     return list(_MODELS.values())
 
 
 def get_model_spec(name: str) -> ModelSpec:
-    _ensure_zoo()
+    _load_catalogues()
     if name in _MODELS:
         return _MODELS[name]
     close = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.5)
@@ -109,13 +122,13 @@ def get_model_spec(name: str) -> ModelSpec:
 
 
 def family_loader(family: str) -> Callable[..., Any]:
-    _ensure_zoo()
+    _load_catalogues()
     return _LOADERS[family]
 
 
 def checkpoint_guessers() -> list[Callable[[dict], CheckpointGuess | None]]:
     """Each family's guesser, matched against the models registered now: guesser(state_dict) -> guess or None."""
-    _ensure_zoo()
+    _load_catalogues()
     known = tuple(_MODELS.values())
     return [functools.partial(g, known=known) for g in _GUESSERS]
 

@@ -1,4 +1,5 @@
-"""Every registered model name. Importing this module registers them (the registry does it lazily)."""
+"""Every registered model name. Importing this module registers them (`ardistill.api` adds it to the registry as a
+catalogue, imported on the first lookup by name: the registry itself never imports the zoo)."""
 
 from __future__ import annotations
 
