@@ -187,6 +187,8 @@ def train_synthetic(
     broken: bool = False,
     hidden: int = 128,
     depth: int = 3,
+    guidance_hidden: int | None = None,
+    guidance_depth: int | None = None,
     eval_every: int = 0,
     eval_num: int = 50_000,
     use_ema: bool = True,
@@ -196,11 +198,13 @@ def train_synthetic(
     `broken=True` feeds the teacher a prefix sampled from the teacher itself instead of the generator's own: the
     teacher's signal at position i then no longer belongs to the generator's prefix, and the dependence between
     positions cannot be learnt. The networks' initial weights are drawn from the global RNG seeded with `cfg.seed`.
+    `hidden` × `depth` sizes the generator's MLP; `guidance_hidden` × `guidance_depth` the guidance network's (both
+    default to the generator's).
     """
     torch.manual_seed(cfg.seed)
     L = teacher.L
     generator = NoiseToTokens(L, teacher.codebook.shape[1], hidden, depth)
-    guidance = PrefixGuidance(teacher.codebook, L, hidden, depth)
+    guidance = PrefixGuidance(teacher.codebook, L, guidance_hidden or hidden, guidance_depth or depth)
     if broken:
         prefix_rng = torch.Generator().manual_seed(cfg.seed + 1)
 
