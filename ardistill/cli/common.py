@@ -13,7 +13,7 @@ from ardistill.errors import BadArgumentError
 console = Console(highlight=False)
 
 WeightsDirOption = typer.Option(
-    None, "--weights-dir", envvar="ARDISTILL_HOME", help="Folder with official weight files (default: ~/.cache/ardistill).", show_envvar=True
+    None, "--weights-dir", envvar="ARDISTILL_HOME", help="Folder with official weight files, downloaded there in the release layout when missing (default: files in ~/.cache/ardistill are used, downloads go to the Hugging Face cache).", show_envvar=True
 )
 DeviceOption = typer.Option("auto", "--device", help="Torch device: auto (CUDA, else Apple MPS, else CPU), cpu, cuda, cuda:1, mps.")
 DtypeOption = typer.Option("fp32", "--dtype", help="fp32 (exact, the official numbers), bf16 or fp16 (GPU): the transformer's matrices and the tokenizer decoder run in that dtype.")
