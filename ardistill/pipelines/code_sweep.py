@@ -12,7 +12,6 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
 
 from ardistill.bench.timing import measure
 from ardistill.devices import describe_device
