@@ -12,7 +12,6 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-
 from ardistill.bench.timing import measure
 from ardistill.devices import describe_device
 from ardistill.errors import BadArgumentError
