@@ -28,4 +28,8 @@ def test_two_rank_fid_equals_single_process_fid(tmp_path):
         assert one[method]["num_images"] == two[method]["num_images"] == 40
         assert one[method]["fid"] > 0
         for key in ("fid", "kid_mean", "precision", "recall", "isc_mean", "class_accuracy"):
-            assert two[method][key] == pytest.approx(one[method][key], rel=1e-6, abs=1e-9), (method, key)
+            # Same images on any number of ranks; the fp32 feature reductions may run with another thread count
+            # under torchrun, and KID's cubic kernel turns that last-bit noise into ~1e-6 relative (measured
+            # 1.3e-6 on this 2-core machine, identical at the base commit), so KID gets 1e-5.
+            rel = 1e-5 if key == "kid_mean" else 1e-6
+            assert two[method][key] == pytest.approx(one[method][key], rel=rel, abs=1e-9), (method, key)
