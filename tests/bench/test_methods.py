@@ -12,12 +12,12 @@ class FakeStudent:
     def __init__(self, teacher, passes: int):
         self.model, self.teacher, self.passes = teacher.transformer, teacher, passes
 
-    def sample(self, labels, *, steps, seed):
+    def sample(self, labels, *, steps, seed, return_embeddings=False):
         tokens = torch.zeros(labels.shape[0], self.teacher.tokens_per_image, dtype=torch.long, device=labels.device)
         for _ in range(steps * self.passes):
             logits = self.teacher.logits(labels, tokens)  # one full forward [B, L, V]
             tokens = logits.argmax(-1)
-        return tokens
+        return self.teacher.codebook[tokens] if return_embeddings else tokens
 
 
 def test_registry_has_the_three_families():
