@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ardistill.errors import ArdistillError, BadArgumentError
-from ardistill.sampling.fast import compiled, parse_dtype, resolve_compile
+from ardistill.sampling.fast import autocast, compiled, parse_dtype, resolve_compile
 
 EXECUTION_FLAGS = {"dtype": "--dtype", "fast": "--fast", "compile": "--compile"}
 SAMPLING_FLAGS = {"cfg": "--cfg", "top_k": "--top-k", "top_p": "--top-p", "temperature": "--temperature"}
@@ -384,7 +384,10 @@ def baseline_generators(teacher, *, names: Sequence[str], marginals=None, margin
                 return marginals.sample(labels, generator=torch.Generator().manual_seed(int(seed)))
         elif family == "var":
             def generate(labels: torch.Tensor, seed: int, _k=k) -> torch.Tensor:
-                return var_skip_sample(teacher, labels, skip=_k, seed=seed, **overrides)
+                # Under the teacher's autocast: var_skip_sample's last, parallel forward runs outside its own autocast
+                # block, which a teacher with bf16/fp16 matrices needs as much as its cached steps do.
+                with autocast(teacher.device, getattr(teacher, "dtype", torch.float32)):
+                    return var_skip_sample(teacher, labels, skip=_k, seed=seed, **overrides)
         else:
             def generate(labels: torch.Tensor, seed: int, _k=k) -> torch.Tensor:
                 return llamagen_skip_sample(teacher, labels, marginals, skip=_k, seed=seed, **overrides)

@@ -78,7 +78,8 @@ def sample_command(
             if value is not None:
                 raise BadArgumentError(f"{flag} applies only {where}")
 
-    only_with({"--steps": steps, "--teacher-start": teacher_start, "--split": split}, "with --student")
+    if student is None:
+        only_with({"--steps": steps, "--teacher-start": teacher_start, "--split": split}, "with --student")
     if student is None and not code:
         only_with({"--draft-steps": draft_steps}, "to a CoDe pair (--drafter/--refiner)")
     if student is not None:

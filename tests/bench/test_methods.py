@@ -111,3 +111,22 @@ def test_llamagen_teacher_counts_one_forward_per_token(monkeypatch):
     assert measure_counts(guided, labels).to_dict()["ar_steps"] == 16  # prefill (class token → token 0) + 15 steps
     assert measure_counts(guided, labels).forward_passes_per_image == 32  # [cond; uncond] while cfg > 1
     assert measure_counts(unguided, labels).forward_passes_per_image == 16  # LlamaGen drops the uncond half at cfg 1
+
+
+def test_dd_generators_decode_the_continuous_vectors_as_the_training_evaluation(toy_teacher, tmp_path):
+    """One decode rule for DD students: `teacher.decode_embeddings(student.sample(..., return_embeddings=True))` in
+    `ardistill sample`, `ardistill bench` (both built here) and the training evaluation (`toy_eval_fn`)."""
+    from ardistill.bench.toy_models import write_random_student
+    from ardistill.generators import GeneratorBuilder
+
+    folder = write_random_student(toy_teacher, tmp_path)
+    builder = GeneratorBuilder(random_init=True)
+    gens = builder.dd(folder, teacher=toy_teacher, steps=(1, 2))
+    student = ardistill.load_student(folder, teacher=toy_teacher)
+    labels = torch.arange(3) % toy_teacher.num_classes
+    for gen, steps in zip(gens, (1, 2)):
+        out = gen.generate_tokens(labels, 5)
+        assert gen.output == "embeddings" and out.shape == (3, toy_teacher.tokens_per_image, toy_teacher.codebook.shape[1])
+        expected = toy_teacher.decode_embeddings(student.sample(labels, steps=steps, seed=5, return_embeddings=True))
+        assert torch.equal(gen.decode(out), expected)
+        assert torch.equal(gen.tokens(out), student.sample(labels, steps=steps, seed=5))  # ids: the student's own tokens
