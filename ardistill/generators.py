@@ -428,7 +428,7 @@ class GeneratorBuilder:
     """Builds every kind of generator with one set of options.
 
     >>> b = GeneratorBuilder(execution=ExecutionOptions(device="cuda", dtype="bf16"), sampling=SamplingOptions(cfg=1.5))
-    >>> (gen,) = [b.teacher("var-d16")]
+    >>> gen = b.teacher("var-d16")
     >>> images = gen.decode(gen.generate_tokens(torch.tensor([207, 360]), 0))  # [2, 3, 256, 256]
 
     Execution options apply where the table below says, and a kind that does not take an option refuses it in one

@@ -12,7 +12,7 @@ which applies the execution options the same way to every kind.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
@@ -60,10 +60,15 @@ def count_forward_passes(counted: dict[str, nn.Module]) -> Iterator[dict[str, li
 
 
 def measure_counts(method: BenchMethod, labels: torch.Tensor, seed: int = 0) -> ForwardCounts:
-    """Run `generate_tokens` once under the hooks and report what the networks actually did."""
+    """Run `generate_tokens` once under the hooks and report what the networks actually did.
+
+    The counted run is eager (`torch.compiler.set_stance("force_eager")`): a compiled forward (`--compile`) traced
+    before the hooks were added never calls them (measured: a compiled DD student counted 0 passes), and the
+    passes a sampler makes do not depend on how each one is executed."""
     if not method.counted:
         raise ArdistillError(f"method {method.name!r} has no network module to count forward passes on")
-    with torch.no_grad(), count_forward_passes(method.counted) as tallies:
+    stance = getattr(torch.compiler, "set_stance", None)
+    with torch.no_grad(), (stance("force_eager") if stance else nullcontext()), count_forward_passes(method.counted) as tallies:
         method.generate_tokens(labels, seed)
     batch = int(labels.shape[0])
     per_role = {role: {"calls": c, "rows_per_image": r / batch} for role, (c, r) in tallies.items()}
