@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ardistill.errors import ArdistillError, BadArgumentError
-from ardistill.sampling.fast import autocast, compiled, parse_dtype, resolve_compile
+from ardistill.sampling.fast import compiled, parse_dtype, resolve_compile
 
 EXECUTION_FLAGS = {"dtype": "--dtype", "fast": "--fast", "compile": "--compile"}
 SAMPLING_FLAGS = {"cfg": "--cfg", "top_k": "--top-k", "top_p": "--top-p", "temperature": "--temperature"}
@@ -199,8 +199,8 @@ def networks_of(obj: object) -> dict[str, nn.Module]:
     found = {}
     for attr in ("transformer", "gpt", "network", "model", "student"):
         module = getattr(obj, attr, None)
-        if isinstance(module, nn.Module):
-            found[attr] = output_head(module)
+        if isinstance(module, nn.Module) and all(output_head(module) is not m for m in found.values()):
+            found[attr] = output_head(module)  # one role per module (a teacher's `network` is its transformer / gpt)
     if not found and isinstance(obj, nn.Module):
         found["network"] = output_head(obj)
     return found
@@ -333,14 +333,10 @@ def code_generators(pair, *, draft_steps: Sequence[int], sampling: SamplingOptio
     return out
 
 
-def _family(teacher) -> str:
-    return "var" if hasattr(teacher, "transformer") else "llamagen"
-
-
 def parse_baselines(teacher, names: Sequence[str]) -> list[tuple[str, int | None]]:
     """[(name, K or None for onestep)] of baseline names, checked against `teacher`'s number of AR steps
     (BadArgumentError for an unknown name or a K the teacher cannot skip)."""
-    steps = len(teacher.transformer.patch_nums) if _family(teacher) == "var" else teacher.gpt.config.block_size
+    steps = teacher.num_steps
     parsed = []
     for name in names:
         if name == "onestep":
@@ -357,7 +353,8 @@ def parse_baselines(teacher, names: Sequence[str]) -> list[tuple[str, int | None
 def baselines_needing_marginals(teacher, names: Sequence[str]) -> list[str]:
     """The baselines among `names` that draw tokens from the class-conditional marginals: `onestep`, and on a
     next-token teacher every `skip-K` too."""
-    return [n for n, k in parse_baselines(teacher, names) if k is None or _family(teacher) == "llamagen"]
+    one_pass = "one_pass_finish" in teacher.step_features  # a step sampler that can finish in one forward (VAR)
+    return [n for n, k in parse_baselines(teacher, names) if k is None or not one_pass]
 
 
 def baseline_generators(teacher, *, names: Sequence[str], marginals=None, marginal_samples_per_class: int = 100,
@@ -367,9 +364,8 @@ def baseline_generators(teacher, *, names: Sequence[str], marginals=None, margin
     teacher's samples, no network pass).
 
     marginals: a `TokenMarginals`; default: estimated from `marginal_samples_per_class` teacher samples per class."""
-    from ardistill.methods.dd.baselines import TokenMarginals, llamagen_skip_sample, var_skip_sample
+    from ardistill.methods.dd.baselines import TokenMarginals, skip_sample
 
-    family = _family(teacher)
     parsed = parse_baselines(teacher, names)
     overrides = SamplingOptions.of(sampling).overrides()
     if overrides and any(k is None for _, k in parsed):
@@ -382,15 +378,9 @@ def baseline_generators(teacher, *, names: Sequence[str], marginals=None, margin
         if k is None:
             def generate(labels: torch.Tensor, seed: int) -> torch.Tensor:
                 return marginals.sample(labels, generator=torch.Generator().manual_seed(int(seed)))
-        elif family == "var":
-            def generate(labels: torch.Tensor, seed: int, _k=k) -> torch.Tensor:
-                # Under the teacher's autocast: var_skip_sample's last, parallel forward runs outside its own autocast
-                # block, which a teacher with bf16/fp16 matrices needs as much as its cached steps do.
-                with autocast(teacher.device, getattr(teacher, "dtype", torch.float32)):
-                    return var_skip_sample(teacher, labels, skip=_k, seed=seed, **overrides)
         else:
             def generate(labels: torch.Tensor, seed: int, _k=k) -> torch.Tensor:
-                return llamagen_skip_sample(teacher, labels, marginals, skip=_k, seed=seed, **overrides)
+                return skip_sample(teacher, labels, skip=_k, marginals=marginals, seed=seed, **overrides)
         settings = {"teacher": teacher.name, "baseline": name, "skipped_steps": k, "execution": _execution_settings(teacher)}
         if k is not None:
             settings["sampling"] = {**teacher.default_sampling.to_dict(), **overrides}

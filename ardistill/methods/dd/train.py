@@ -110,12 +110,7 @@ def new_student_model(teacher, *, seed: int):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_student(teacher.family, teacher_architecture(teacher), device=teacher.device)
-        g = torch.Generator(device=teacher.device).manual_seed(seed)
-        if teacher.family == "llamagen":
-            model.init_weights(g)
-            model.init_from_teacher(teacher.gpt, g)
-        else:
-            model.init_from_teacher(teacher.transformer, g)
+        model.initialise_from_teacher(teacher.network, torch.Generator(device=teacher.device).manual_seed(seed))
     return model
 
 
@@ -153,7 +148,7 @@ def train_student(teacher, trajectories, settings: DDTrainSettings, train_cfg: T
     meta = trajectories.meta
     if meta.get("teacher") != teacher.name or int(meta.get("tokens_per_image", -1)) != teacher.tokens_per_image:
         raise ArdistillError(f"trajectories were made by {meta.get('teacher')!r}, not by teacher {teacher.name!r}")
-    max_t = len(teacher.patch_nums) - 1 if teacher.family == "var" else teacher.tokens_per_image - 1
+    max_t = teacher.num_steps - 1
     if not settings.t_list or settings.t_list[0] != 0 or any(not 0 <= t <= max_t for t in settings.t_list):
         raise ArdistillError(f"t_list must start with 0 and lie in [0, {max_t}], got {list(settings.t_list)}")
     if not max(settings.t_list) <= settings.split <= max_t + 1:
@@ -163,8 +158,7 @@ def train_student(teacher, trajectories, settings: DDTrainSettings, train_cfg: T
         raise ArdistillError(f"position_weighting must be one of {', '.join(POSITION_WEIGHTINGS)}, got {settings.position_weighting!r}")
     config = DDStudentConfig(family=teacher.family, teacher=teacher.name, t_list=tuple(settings.t_list), split=int(settings.split))
     model = new_student_model(teacher, seed=train_cfg.seed)
-    counts = model.data_tokens if teacher.family == "var" else list(range(teacher.tokens_per_image + 1))
-    data_counts = torch.tensor(counts, device=teacher.device)
+    data_counts = torch.tensor(model.data_tokens, device=teacher.device)
     weights = position_weights(data_counts, settings.position_weighting)
     codebook = teacher.codebook.detach().float()
     batches = TrajectoryBatches(trajectories.load_all(), meta, batch_size=settings.batch_size, grad_accum=train_cfg.grad_accum,
