@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("methods", ("methods",)),
     ("recipe_kinds", ("recipe_kinds",)),
     ("api", ("api", "")),  # "" = the package itself (ardistill/__init__.py)
+    ("generators", ("generators",)),  # every image generator behind one interface, built with one set of options
     ("bench", ("bench",)),
     ("pipelines", ("pipelines",)),
     ("cli", ("cli", "__main__")),

@@ -12,11 +12,12 @@ from typing import Callable
 
 import torch
 
-from ardistill.bench.methods import BenchMethod, build_methods
+from ardistill.bench.methods import BenchMethod
 from ardistill.bench.report import SCHEMA, grid_caption
 from ardistill.bench.speed import SpeedSettings, environment, run_speed
 from ardistill.bench.toy_models import RANDOM_STUDENT, write_random_student
 from ardistill.errors import BadArgumentError
+from ardistill.generators import ExecutionOptions, GeneratorBuilder, baselines_needing_marginals, parse_baselines
 
 TOY_NUM_CLASSES = 12
 
@@ -73,47 +74,67 @@ class Progress:
     def done(self) -> None: ...
 
 
-def load_models(cfg: BenchConfig):
-    """(teacher, {name: model}) with every model the run needs loaded once."""
-    from ardistill.api import load_teacher
+def generator_builder(cfg: BenchConfig) -> GeneratorBuilder:
+    """The one builder of the run's generators: the run's execution options, applied the same way to every kind."""
+    return GeneratorBuilder(execution=ExecutionOptions(device=cfg.device, dtype=cfg.dtype, fast=cfg.fast, compile=cfg.compile),
+                            weights_dir=cfg.weights_dir, random_init=cfg.random_init)
+
+
+def check_config(cfg: BenchConfig, builder: GeneratorBuilder) -> None:
+    """Refuse (one line) what the run's methods cannot do, before any model is loaded: an execution option a kind does
+    not take (a DD student has no `--fast` loop, onestep runs no network), CoDe without both models or N."""
+    if (cfg.drafter is None) != (cfg.refiner is None):
+        raise BadArgumentError("CoDe needs both --drafter and --refiner")
+    if cfg.drafter and not cfg.draft_steps:
+        raise BadArgumentError("--drafter/--refiner need --draft-steps N[,N...]")
+    builder.check("teacher")
+    if cfg.student:
+        builder.check("dd")
+    if cfg.drafter:
+        builder.check("code")
+    for name in cfg.baselines:
+        builder.check("onestep" if name == "onestep" else "skip")
+
+
+def load_models(cfg: BenchConfig, builder: GeneratorBuilder | None = None):
+    """(teacher, {name: model}) with every model the run needs loaded once, with the run's execution options."""
     from ardistill.bench.toy_models import ensure_benchable
 
+    builder = builder or generator_builder(cfg)
     names = [cfg.teacher] + [n for n in (cfg.drafter, cfg.refiner) if n]
     models = {}
     for name in dict.fromkeys(names):
         if cfg.random_init:
             ensure_benchable(name)
-        models[name] = load_teacher(name, weights_dir=cfg.weights_dir, device=cfg.device, dtype=cfg.dtype, random_init=cfg.random_init,
-                                    fast=cfg.fast, compile=cfg.compile)
+        models[name] = builder.load_teacher(name)
     return models[cfg.teacher], models
 
 
-def build_all_methods(cfg: BenchConfig, teacher, models: dict) -> tuple[list[BenchMethod], list[dict]]:
-    """The teacher first (every speed-up is against it), then DD students, then CoDe pairs, then naive baselines.
+def build_all_methods(cfg: BenchConfig, teacher, models: dict, builder: GeneratorBuilder | None = None) -> tuple[list[BenchMethod], list[dict]]:
+    """The teacher first (every speed-up is against it), then DD students, then CoDe pairs, then naive baselines, all
+    built by one `GeneratorBuilder` (the run's execution options).
 
     Returns (methods, skipped): a baseline that needs token marginals is skipped, not fatal, when `marginals_from`
     has too few samples of some class (a small smoke-test run); skipped = [{"name", "reason"}] for the report."""
-    if (cfg.drafter is None) != (cfg.refiner is None):
-        raise BadArgumentError("CoDe needs both --drafter and --refiner")
-    if cfg.drafter and not cfg.draft_steps:
-        raise BadArgumentError("--drafter/--refiner need --draft-steps N[,N...]")
-    methods = build_methods("teacher", teacher=teacher)
+    builder = builder or generator_builder(cfg)
+    check_config(cfg, builder)
+    methods = [builder.teacher(teacher)]
     if cfg.student == RANDOM_STUDENT:
         if not cfg.random_init:
             raise BadArgumentError(f"--student {RANDOM_STUDENT} needs --random-init (its numbers are speed only)")
         with tempfile.TemporaryDirectory(prefix="ardistill-student-") as tmp:
-            methods += build_methods("dd", teacher=teacher, student_dir=write_random_student(teacher, tmp), steps=cfg.dd_steps)
-        for m in methods[1:]:
+            students = builder.dd(write_random_student(teacher, tmp), teacher=teacher, steps=cfg.dd_steps)
+        for m in students:
             m.settings["student"] = RANDOM_STUDENT
+        methods += students
     elif cfg.student:
-        methods += build_methods("dd", teacher=teacher, student_dir=cfg.student, steps=cfg.dd_steps)
+        methods += builder.dd(cfg.student, teacher=teacher, steps=cfg.dd_steps)
     if cfg.drafter:
-        methods += build_methods("code", drafter=models[cfg.drafter], refiner=models[cfg.refiner], draft_steps=cfg.draft_steps)
+        methods += builder.code(models[cfg.drafter], models[cfg.refiner], draft_steps=cfg.draft_steps)
     skipped = []
     if cfg.baselines:
-        from ardistill.bench.methods import baselines_needing_marginals
-
         names = list(cfg.baselines)
+        parse_baselines(teacher, names)
         needing = baselines_needing_marginals(teacher, names)
         marginals = None
         if cfg.marginals_from and needing:
@@ -125,7 +146,7 @@ def build_all_methods(cfg: BenchConfig, teacher, models: dict) -> tuple[list[Ben
                 skipped = [{"name": n, "reason": f"{e} (trajectories {cfg.marginals_from})"} for n in needing]
                 names = [n for n in names if n not in needing]
         if names:
-            methods += build_methods("baseline", teacher=teacher, names=names, marginals=marginals, seed=cfg.seed)
+            methods += builder.baselines(teacher, names, marginals=marginals, seed=cfg.seed)
     return methods, skipped
 
 
@@ -170,8 +191,10 @@ def run_benchmark(cfg: BenchConfig, *, progress: Progress | None = None,
     from ardistill.devices import resolve_device
 
     device = resolve_device(cfg.device)  # "auto" too; an unavailable device is a one-line error
-    teacher, models = load_models(cfg)
-    methods, skipped = build_all_methods(cfg, teacher, models)
+    builder = generator_builder(cfg)
+    check_config(cfg, builder)  # an option a method does not take is refused before anything is loaded
+    teacher, models = load_models(cfg, builder)
+    methods, skipped = build_all_methods(cfg, teacher, models, builder)
     reference = quality_reference(cfg, teacher)  # checked before the speed part: a wrong reference fails fast
     for b in cfg.speed.batch_sizes:
         if b < 1:

@@ -18,49 +18,12 @@ code_app = typer.Typer(help="Collaborative Decoding (CoDe): a large VAR drafts t
 
 def load_pair(drafter: Optional[str], refiner: Optional[str], *, finetuned: Optional[Path] = None, weights_dir=None,
               device="cpu", random_init: bool = False):
-    """(drafter, refiner) VAR teachers by name (or from a fine-tuning folder's code.json), fine-tuned weights applied."""
-    from ardistill.api import load_teacher
-    from ardistill.errors import ArdistillError
-    from ardistill.methods.code.finetune import apply_finetuned, read_finetune_card
+    """(drafter, refiner) VAR teachers by name (or from a fine-tuning folder's code.json), fine-tuned weights applied
+    (fp32 reference execution; `ardistill sample --drafter ...` builds its pair with the execution options through
+    `ardistill.generators`)."""
+    from ardistill.generators import load_code_pair
 
-    if finetuned is not None:
-        card = read_finetune_card(finetuned)
-        drafter, refiner = drafter or card["drafter"], refiner or card["refiner"]
-        random_init = random_init or bool(card.get("random_init"))
-    if drafter is None or refiner is None:
-        raise ArdistillError("CoDe needs both --drafter NAME and --refiner NAME (or --finetuned DIR)")
-    d = load_teacher(drafter, weights_dir=weights_dir, device=device, random_init=random_init, seed=1)
-    r = load_teacher(refiner, weights_dir=weights_dir, device=device, random_init=random_init, seed=2)
-    if random_init:
-        r.vae = d.vae  # random tokenizers differ per seed; a CoDe pair shares one by definition
-    if finetuned is not None:
-        apply_finetuned(finetuned, d, r)
-    return d, r
-
-
-class PairSampler:
-    """A CoDe pair with N fixed, shaped like a teacher for `ardistill sample` (sample / decode / name / device)."""
-
-    def __init__(self, code, draft_steps: int):
-        self.code, self.draft_steps = code, code.check_draft_steps(draft_steps)
-        self.name = f"CoDe {code.drafter.name} + {code.refiner.name}, N={self.draft_steps}"
-        self.num_classes, self.device = code.drafter.num_classes, code.device
-
-    def sample(self, labels, *, seed=None, **kw):
-        return self.code.sample(labels, draft_steps=self.draft_steps, seed=seed, **kw)
-
-    def decode(self, tokens):
-        return self.code.decode(tokens)
-
-
-def load_pair_sampler(drafter, refiner, draft_steps, *, finetuned=None, weights_dir=None, device="cpu", random_init=False) -> PairSampler:
-    from ardistill.errors import ArdistillError
-    from ardistill.methods.code import CoDe
-
-    if draft_steps is None:
-        raise ArdistillError("pass --draft-steps N (the number of scales the drafter makes) with --drafter/--refiner")
-    d, r = load_pair(drafter, refiner, finetuned=finetuned, weights_dir=weights_dir, device=device, random_init=random_init)
-    return PairSampler(CoDe(d, r), draft_steps)
+    return load_code_pair(drafter, refiner, finetuned=finetuned, weights_dir=weights_dir, device=device, random_init=random_init)
 
 
 @code_app.command("finetune")

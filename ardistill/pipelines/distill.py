@@ -96,7 +96,7 @@ def run_distill(plan: DistillPlan, *, log: Callable[[str], None] = print, progre
 
 def check_plan(plan: DistillPlan, teacher) -> None:
     """Refuse (one-line BadArgumentError) what only the benchmark, the last stage, would otherwise reject."""
-    from ardistill.bench.methods import parse_baselines
+    from ardistill.generators import parse_baselines
     from ardistill.bench.run import TOY_NUM_CLASSES
 
     bad = [b for b in plan.batch_sizes if b < 1]

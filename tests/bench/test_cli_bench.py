@@ -74,3 +74,21 @@ def test_user_errors_are_one_line_exit_2(argv, needle, capsys, tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     code, _, err = run(argv, capsys)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_bench_applies_the_execution_options_to_every_method_or_refuses(capsys, tmp_path):
+    """One builder for every method: bf16 reaches the teacher, the DD student and the onestep-free baselines (recorded
+    from the loaded models); an option a method does not take is refused before anything runs."""
+    base = ["bench", "--teacher", "var-toy-s", "--random-init", "--student", "random-init", "--dd-steps", "1",
+            "--baselines", "skip-2", "--batch-sizes", "1", "--repeats", "1", "--warmup", "0", "--no-grids"]
+    out = tmp_path / "b"
+    code, _, err = run([*base, "--dtype", "bf16", "--out", str(out)], capsys)
+    assert code in (0, None), err
+    methods = {m["name"]: m for m in json.loads((out / "bench.json").read_text())["methods"]}
+    assert methods["teacher"]["settings"]["execution"]["dtype"] == "bfloat16"
+    assert methods["dd-1step"]["settings"]["execution"]["dtype"] == "bfloat16"
+    assert methods["skip-2"]["settings"]["execution"]["dtype"] == "bfloat16"
+    code, _, err = run([*base, "--fast", "--out", str(tmp_path / "c")], capsys)
+    assert code == 2 and "--fast does not apply to a 1/2-step DD student" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run([*base[:6], "--baselines", "onestep", "--compile", "default", "--out", str(tmp_path / "d")], capsys)
+    assert code == 2 and "--compile does not apply to the onestep baseline" in err and len(err.strip().splitlines()) == 1

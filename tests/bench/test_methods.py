@@ -12,12 +12,12 @@ class FakeStudent:
     def __init__(self, teacher, passes: int):
         self.model, self.teacher, self.passes = teacher.transformer, teacher, passes
 
-    def sample(self, labels, *, steps, seed):
+    def sample(self, labels, *, steps, seed, return_embeddings=False):
         tokens = torch.zeros(labels.shape[0], self.teacher.tokens_per_image, dtype=torch.long, device=labels.device)
         for _ in range(steps * self.passes):
             logits = self.teacher.logits(labels, tokens)  # one full forward [B, L, V]
             tokens = logits.argmax(-1)
-        return tokens
+        return self.teacher.codebook[tokens] if return_embeddings else tokens
 
 
 def test_registry_has_the_three_families():
@@ -111,3 +111,40 @@ def test_llamagen_teacher_counts_one_forward_per_token(monkeypatch):
     assert measure_counts(guided, labels).to_dict()["ar_steps"] == 16  # prefill (class token → token 0) + 15 steps
     assert measure_counts(guided, labels).forward_passes_per_image == 32  # [cond; uncond] while cfg > 1
     assert measure_counts(unguided, labels).forward_passes_per_image == 16  # LlamaGen drops the uncond half at cfg 1
+
+
+def test_dd_generators_decode_the_continuous_vectors_as_the_training_evaluation(toy_teacher, tmp_path):
+    """One decode rule for DD students: `teacher.decode_embeddings(student.sample(..., return_embeddings=True))` in
+    `ardistill sample`, `ardistill bench` (both built here) and the training evaluation (`toy_eval_fn`)."""
+    from ardistill.bench.toy_models import write_random_student
+    from ardistill.generators import GeneratorBuilder
+
+    folder = write_random_student(toy_teacher, tmp_path)
+    builder = GeneratorBuilder(random_init=True)
+    gens = builder.dd(folder, teacher=toy_teacher, steps=(1, 2))
+    student = ardistill.load_student(folder, teacher=toy_teacher)
+    labels = torch.arange(3) % toy_teacher.num_classes
+    for gen, steps in zip(gens, (1, 2)):
+        out = gen.generate_tokens(labels, 5)
+        assert gen.output == "embeddings" and out.shape == (3, toy_teacher.tokens_per_image, toy_teacher.codebook.shape[1])
+        expected = toy_teacher.decode_embeddings(student.sample(labels, steps=steps, seed=5, return_embeddings=True))
+        assert torch.equal(gen.decode(out), expected)
+        assert torch.equal(gen.tokens(out), student.sample(labels, steps=steps, seed=5))  # ids: the student's own tokens
+
+
+@pytest.mark.slow
+def test_compiled_dd_student_gives_the_eager_outputs_and_counts(toy_teacher, tmp_path):
+    """--compile on a DD student (inductor on CPU, ~2 min): the compiled forward gives the eager vectors and ids, and
+    the forward-pass counts stay measured (a compiled graph traced before the hooks would otherwise count 0)."""
+    from ardistill.bench.toy_models import write_random_student
+    from ardistill.generators import ExecutionOptions, GeneratorBuilder
+
+    folder = write_random_student(toy_teacher, tmp_path)
+    eager = GeneratorBuilder(random_init=True).dd(folder, steps=(1, 2))  # each builder loads its own teacher, as asked
+    comp = GeneratorBuilder(execution=ExecutionOptions(compile="default"), random_init=True).dd(folder, steps=(1, 2))
+    labels = torch.arange(4) % toy_teacher.num_classes
+    for c, e in zip(comp, eager):
+        out_c, out_e = c.generate_tokens(labels, 0), e.generate_tokens(labels, 0)  # compiles on the first call
+        assert torch.allclose(out_c, out_e, atol=1e-4) and torch.equal(c.tokens(out_c), e.tokens(out_e))
+        assert measure_counts(c, labels).to_dict() == measure_counts(e, labels).to_dict()
+        assert measure_counts(c, labels).ar_steps == c.x_value
