@@ -121,11 +121,13 @@ def is_toy_teacher(teacher) -> bool:
 
 
 def student_generator(student: Student, *, steps: int = 1):
-    """The student's `steps`-step sampler and the teacher's tokenizer as an evaluation-protocol generator: the same
-    callables as the benchmark's `dd-{steps}step` method (tokens → `teacher.decode`)."""
+    """The student's `steps`-step sampler as an evaluation-protocol generator, with the one DD decode rule (the
+    release's: continuous code vectors → `teacher.decode_embeddings`), as the benchmark's `dd-{steps}step` generator
+    (`ardistill.generators.dd_generators`)."""
     from ardistill.eval.protocol import GeneratorFns
 
-    return GeneratorFns(lambda labels, seed: student.sample(labels, steps=steps, seed=seed), student.teacher.decode)
+    return GeneratorFns(lambda labels, seed: student.sample(labels, steps=steps, seed=seed, return_embeddings=True),
+                        student.teacher.decode_embeddings)
 
 
 def toy_eval_fn(teacher, config: DDStudentConfig, *, num: int, seed: int):
