@@ -48,6 +48,9 @@ def main() -> None:
     ap.add_argument("--eval-num", type=int, default=1000)
     ap.add_argument("--code-scale", type=float, default=None)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--run", default="csd", help="name of the CSD run's checkpoint (csd: <run>-<tag>.pt)")
+    ap.add_argument("--resume", action="store_true", help="continue the CSD run's saved trainer state")
+    ap.add_argument("--eval-raw", action="store_true", help="also evaluate the raw (non-EMA) generator")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     out = Path(a.out)
@@ -94,8 +97,12 @@ def main() -> None:
                     lr_guidance=a.lr, warmup_steps=10, t_loc=a.t_loc, schedule="constant")
     trainer = DD2Trainer(gen, psi, fam.teacher_probs, fam.codebook, (fam.tokens_per_image, fam.code_dim), cfg,
                          num_classes=fam.num_classes)
+    ckpt = out / f"{a.run}-{tag}.pt"
+    if a.resume:
+        trainer.load_state_dict(torch.load(ckpt, weights_only=False)["trainer"])
+        emit(stage="resume", tag=tag, run=a.run, step=trainer.step)
     t0 = time.perf_counter()
-    for k in range(a.steps):
+    for k in range(trainer.step, a.steps):
         m = trainer.train_step()
         if (k + 1) % 10 == 0:
             emit(stage="csd", tag=tag, step=k + 1, seconds=time.perf_counter() - t0, **m)
@@ -104,10 +111,10 @@ def main() -> None:
     train_seconds = time.perf_counter() - t0
     ema = copy.deepcopy(gen)
     trainer.ema.copy_to(ema)
-    torch.save({"generator": gen.state_dict(), "ema": ema.state_dict(), "step": trainer.step}, out / f"csd-{tag}.pt")
-    for name, g in (("ema", ema), ("raw", gen)):
+    torch.save({"trainer": trainer.state_dict(), "ema": ema.state_dict(), "step": trainer.step}, ckpt)
+    for name, g in (("ema", ema), ("raw", gen))[: 2 if a.eval_raw else 1]:
         r = evaluate_samples(fam, one_step_sampler(fam, g.eval()), num=a.eval_num, seed=0)
-        emit(stage=f"csd-{name}", tag=tag, step=trainer.step, train_seconds=train_seconds, config=cfg.to_dict(), **r)
+        emit(stage=f"csd-{name}", tag=tag, run=a.run, step=trainer.step, train_seconds=train_seconds, config=cfg.to_dict(), **r)
 
 
 if __name__ == "__main__":
