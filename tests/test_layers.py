@@ -8,6 +8,7 @@ The layer order is defined here and explained in docs/architecture.md. Within on
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -192,3 +193,34 @@ def test_registry_lookups_see_the_zoo_and_import_stays_lazy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE.parent, timeout=120)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout) >= 2  # one guesser per family (var, llamagen)
+
+
+# A method is policy over the step sampler and the Teacher protocol: it never asks which family a teacher is, never
+# reaches for a family's modules, and never reads a teacher's execution options (the teacher applies them).
+FAMILY_BRANCH = re.compile(
+    r"""family\s*[!=]=\s*["']|["'](var|llamagen)["']\s*[!=]=|\.(transformer|gpt|vae|vq)\b(?!\s+import)"""
+    r"""|isinstance\([^)]*(VAR|LlamaGen)Teacher"""
+    r"""|getattr\(\w+,\s*["'](options|family)["']""")
+
+
+def methods_family_branches() -> list[str]:
+    found = []
+    for path in sorted((PACKAGE / "methods").rglob("*.py")):
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if FAMILY_BRANCH.search(code):
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{i}: {line.strip()}")
+    return found
+
+
+def test_methods_never_branch_on_a_family():
+    assert not methods_family_branches(), "\n".join(methods_family_branches())
+
+
+def test_family_branch_pattern_catches_the_old_forms():
+    for line in ('if teacher.family == "var":', "gpt = teacher.gpt", "options=getattr(teacher, \"options\", None)",
+                 "x = self.teacher.transformer.config", "if family != 'llamagen':"):
+        assert FAMILY_BRANCH.search(line), line
+    for line in ("teacher.network.config", "config.family", "DDStudentConfig(family=teacher.family)",
+                 "if teacher.family != config.family:", "from ardistill.models.var.transformer import VARTransformer"):
+        assert not FAMILY_BRANCH.search(line), line

@@ -111,8 +111,8 @@ def networks_of(obj: object) -> dict[str, nn.Module]:
     found = {}
     for attr in ("transformer", "gpt", "network", "model", "student"):
         module = getattr(obj, attr, None)
-        if isinstance(module, nn.Module):
-            found[attr] = output_head(module)
+        if isinstance(module, nn.Module) and all(output_head(module) is not m for m in found.values()):
+            found[attr] = output_head(module)  # one role per module (a teacher's `network` is its transformer / gpt)
     if not found and isinstance(obj, nn.Module):
         found["network"] = output_head(obj)
     return found
@@ -197,14 +197,10 @@ def code_methods(drafter, refiner, *, draft_steps: Sequence[int], sampling: dict
     return methods
 
 
-def _family(teacher) -> str:
-    return "var" if hasattr(teacher, "transformer") else "llamagen"
-
-
 def parse_baselines(teacher, names: Sequence[str]) -> list[tuple[str, int | None]]:
     """[(name, K or None for onestep)] of baseline names, checked against `teacher`'s number of AR steps
     (BadArgumentError for an unknown name or a K the teacher cannot skip)."""
-    steps = len(teacher.transformer.patch_nums) if _family(teacher) == "var" else teacher.gpt.config.block_size
+    steps = teacher.num_steps
     parsed = []
     for name in names:
         if name == "onestep":
@@ -221,7 +217,8 @@ def parse_baselines(teacher, names: Sequence[str]) -> list[tuple[str, int | None
 def baselines_needing_marginals(teacher, names: Sequence[str]) -> list[str]:
     """The baselines among `names` that draw tokens from the class-conditional marginals: `onestep`, and on a
     next-token teacher every `skip-K` too."""
-    return [n for n, k in parse_baselines(teacher, names) if k is None or _family(teacher) == "llamagen"]
+    one_pass = "one_pass_finish" in teacher.step_features  # a step sampler that can finish in one forward (VAR)
+    return [n for n, k in parse_baselines(teacher, names) if k is None or not one_pass]
 
 
 def baseline_methods(teacher, *, names: Sequence[str], marginals=None, marginal_samples_per_class: int = 100,
@@ -230,9 +227,8 @@ def baseline_methods(teacher, *, names: Sequence[str], marginals=None, marginal_
     (every token independent from the class-conditional marginals of the teacher's samples, no network pass).
 
     marginals: a `TokenMarginals`; default: estimated from `marginal_samples_per_class` teacher samples per class."""
-    from ardistill.methods.dd.baselines import TokenMarginals, llamagen_skip_sample, var_skip_sample
+    from ardistill.methods.dd.baselines import TokenMarginals, skip_sample
 
-    family = _family(teacher)
     parsed = parse_baselines(teacher, names)
     if baselines_needing_marginals(teacher, names) and marginals is None:
         marginals = TokenMarginals.from_teacher(teacher, per_class=marginal_samples_per_class, seed=seed + 7919)
@@ -242,12 +238,9 @@ def baseline_methods(teacher, *, names: Sequence[str], marginals=None, marginal_
         if k is None:
             def generate(labels: torch.Tensor, seed: int) -> torch.Tensor:
                 return marginals.sample(labels, generator=torch.Generator().manual_seed(int(seed)))
-        elif family == "var":
-            def generate(labels: torch.Tensor, seed: int, _k=k) -> torch.Tensor:
-                return var_skip_sample(teacher, labels, skip=_k, seed=seed)
         else:
             def generate(labels: torch.Tensor, seed: int, _k=k) -> torch.Tensor:
-                return llamagen_skip_sample(teacher, labels, marginals, skip=_k, seed=seed)
+                return skip_sample(teacher, labels, skip=_k, marginals=marginals, seed=seed)
         methods.append(BenchMethod(name, "baseline", generate, teacher.decode, counted,
                                    {"teacher": teacher.name, "baseline": name, "skipped_steps": k}))
     return methods

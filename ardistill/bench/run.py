@@ -164,6 +164,7 @@ def run_benchmark(cfg: BenchConfig, *, progress: Progress | None = None,
     names the method, its AR steps and its (toy-)FID (`grid_caption`), so the grids are made after the quality part.
     """
     from ardistill.bench.quality import CHUNK, GeneratedImages, imagenet_quality, toy_quality
+    from ardistill.eval.protocol import describe as describe_protocol
 
     progress = progress or Progress()
     from ardistill.devices import resolve_device
@@ -211,7 +212,6 @@ def run_benchmark(cfg: BenchConfig, *, progress: Progress | None = None,
         "skipped": skipped,
         "speed": rows,
         "quality": quality,
-        "quality_protocol": ({"num_samples": cfg.num_samples, "chunk": CHUNK, "labels": "global index i → class i mod C",
-                              "chunk_seed": "seed + i // chunk"} if cfg.fid else None),
+        "quality_protocol": describe_protocol(cfg.num_samples, cfg.seed) if cfg.fid else None,
         "grids": grids,
     }

@@ -18,6 +18,7 @@ import torch
 
 from ardistill.bench.methods import BenchMethod, measure_counts
 from ardistill.bench.timing import Timing, measure, summarise
+from ardistill.eval.protocol import balanced_labels  # the evaluation protocol's labels: index i → class i mod C
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,6 @@ def git_commit() -> str:
         return head.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-def balanced_labels(batch: int, num_classes: int, start: int = 0) -> torch.Tensor:
-    """Labels `[batch]` of global indices [start, start + batch): index i has class i mod num_classes."""
-    return torch.arange(start, start + batch, dtype=torch.long) % num_classes
 
 
 def _timing_fields(prefix: str, t: Timing, batch: int) -> dict:

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from ardistill.cli.common import RenamedOption, console
+from ardistill.errors import BadArgumentError
 
 teacher_app = typer.Typer(help="Train the small built-in teachers (tokenizer + transformer) on the procedural world.",
                           no_args_is_help=True)
@@ -38,21 +39,30 @@ def train_command(
     console.print(f"finished: {out}")
 
 
+def _refuse_batch_size(value: Optional[str]) -> None:
+    if value is not None:
+        raise BadArgumentError("--batch-size is gone: samples are made in the evaluation protocol's chunks of 16 "
+                               "(docs/evaluation.md), so the numbers no longer depend on a batch size")
+
+
 @teacher_app.command("eval")
 def eval_command(
     teacher: str = typer.Argument(..., help="A built-in teacher (var-toy-l, var-toy-s, llamagen-toy) or a checkpoint path.", show_default=False),
     num: int = typer.Option(1000, "--num-samples", "-n", min=10, help="Class-balanced samples (and as many reconstructions and held-out reference images)."),
-    seed: int = typer.Option(0, "--seed", help="Sampler seed (batch b uses seed·1000003 + its first index)."),
-    batch_size: int = typer.Option(50, "--batch-size", min=1, help="Images per sampling batch."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Evaluation seed: chunk c of 16 samples uses seed·1000003 + c (docs/evaluation.md)."),
     cfg: Optional[float] = typer.Option(None, "--cfg", help="Guidance scale (default: the model's)."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Top-k (default: the model's)."),
     top_p: Optional[float] = typer.Option(None, "--top-p", help="Top-p (default: the model's)."),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="Temperature (default: the model's)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write a PNG grid of the first 64 samples and OUT.json with the numbers."),
     old_num: Optional[str] = RenamedOption("--num", "--num-samples"),
+    old_batch: Optional[str] = typer.Option(None, "--batch-size", hidden=True, show_default=False, callback=_refuse_batch_size),
 ) -> None:
     """Measure a teacher on the procedural world: class accuracy and toy-FID of its samples, next to those of its
-    tokenizer's reconstructions of held-out real images (the best a generator on these tokens can do)."""
+    tokenizer's reconstructions of held-out real images (the best a generator on these tokens can do).
+
+    Samples follow the evaluation protocol (docs/evaluation.md), so the numbers equal `ardistill bench --fid
+    --num-samples N --seed S` for the teacher row and, at the defaults, the model card's."""
     from rich.table import Table
 
     from ardistill.api import load_teacher
@@ -65,8 +75,8 @@ def eval_command(
         out = out_path(out)
     model = load_teacher(teacher)
     sampling = {k: v for k, v in dict(cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature).items() if v is not None}
-    q = teacher_quality(model, num=num, seed=seed, batch_size=batch_size, **sampling)
-    table = Table(title=f"{model.name}: {num} samples vs {num} held-out real images")
+    q = teacher_quality(model, num=num, seed=seed, keep_images=64, **sampling)
+    table = Table(title=f"{model.name}: {num} samples (seed {seed}) vs {num} held-out real images")
     for col in ("images", "class accuracy", "toy-FID", "KID", "precision", "recall"):
         table.add_column(col, justify="right" if col != "images" else "left")
     for what in ("samples", "reconstructions"):
@@ -74,11 +84,12 @@ def eval_command(
         table.add_row(what, f"{100 * m['class_accuracy']:.1f}%", f"{m['fid']:.2f}", f"{m['kid_mean']:.3f}",
                       f"{m['precision']:.3f}", f"{m['recall']:.3f}")
     console.print(table)
+    console.print(f"samples: toy-FID {q['samples']['fid']:.4f} (protocol {q['protocol']['protocol']})")
     console.print(f"sampling: {1000 * q['seconds_per_image']:.1f} ms per image (incl. decode), settings {model.default_sampling.to_dict() | sampling}")
     if out is not None:
-        save_grid(q["images"][:64], out, nrow=8)
+        save_grid(q["images"], out, nrow=8)
         report = {k: v for k, v in q.items() if k != "images"}
-        report.update(teacher=model.name, seed=seed, batch_size=batch_size, sampling=model.default_sampling.to_dict() | sampling)
+        report.update(teacher=model.name, sampling=model.default_sampling.to_dict() | sampling)
         atomic_write_json(out.with_suffix(".json"), report)
         console.print(f"wrote {out} and {out.with_suffix('.json')}")
 
@@ -100,7 +111,7 @@ def export_command(
 
     from ardistill import registry
     from ardistill.errors import ArdistillError
-    from ardistill.eval.quality import teacher_quality
+    from ardistill.eval.quality import card_metrics
     from ardistill.training.teacher_recipes import export_builtin
 
     if not (run_dir / "run.json").is_file():
@@ -109,14 +120,9 @@ def export_command(
     overrides = {k: v for k, v in dict(cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature).items() if v is not None}
     dest = export_builtin(run_dir, root, sampling_overrides=overrides)
     model = _load_exported(dest)
-    q = teacher_quality(model, num=num)
-    metrics = {what: {k: round(float(v), 4) for k, v in q[what].items()} for what in ("samples", "reconstructions")}
-    metrics["ms_per_image_cpu"] = round(1000 * q["seconds_per_image"], 1)
-    metrics["num"] = num
-    # Which evaluator (and so which procedural world) these numbers belong to: the tests check it is the shipped one.
-    from ardistill.eval.evaluator import CARD_FILE, PACKAGE_EVALUATOR_DIR
-
-    metrics["evaluator_sha256"] = json.loads((PACKAGE_EVALUATOR_DIR / CARD_FILE).read_text())["sha256"]
+    # The evaluation protocol at seed 0, as `ardistill teacher eval` and `ardistill bench --fid` measure it; the card
+    # records the protocol and the shipped evaluator's SHA-256 (the tests check it is the shipped one).
+    metrics = card_metrics(model, num=num)
     export_builtin(run_dir, root, sampling_overrides=overrides, metrics=metrics)
     console.print(f"installed {dest}: {json.dumps(metrics)}")
 

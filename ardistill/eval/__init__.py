@@ -1,6 +1,7 @@
-"""The shipped evaluator for the procedural world and its torch-fidelity integration.
+"""The shipped evaluator, its torch-fidelity integration, and the one evaluation protocol.
 
-`ardistill.eval.fidelity` (imported on first use of `toy_fidelity_metrics`, since torch-fidelity is slow to
+`ardistill.eval.protocol` is how every toy-FID in the project is taken (labels, chunks, seeds, metrics and their
+names); `ardistill.eval.fidelity` (imported when metrics are first computed, since torch-fidelity is slow to
 import) registers the torch-fidelity feature extractor "ardistill-toy".
 """
 
@@ -9,8 +10,8 @@ from ardistill.eval.network import EvaluatorConfig, ToyClassifier
 
 
 def toy_fidelity_metrics(*args, **kwargs) -> dict:
-    """See `ardistill.eval.fidelity.toy_fidelity_metrics`."""
-    from ardistill.eval.fidelity import toy_fidelity_metrics as metrics
+    """See `ardistill.eval.protocol.toy_fidelity_metrics`."""
+    from ardistill.eval.protocol import toy_fidelity_metrics as metrics
 
     return metrics(*args, **kwargs)
 

@@ -20,6 +20,7 @@ from ardistill.io import atomic_save_safetensors, atomic_write_json, load_strict
 PACKAGE_EVALUATOR_DIR = Path(__file__).resolve().parent.parent / "weights" / "evaluator"
 WEIGHTS_FILE = "evaluator.safetensors"
 CARD_FILE = "card.json"
+EXTRACTOR_NAME = "ardistill-toy"  # its name as a torch-fidelity feature extractor (registered by ardistill.eval.fidelity)
 
 
 class Evaluator:

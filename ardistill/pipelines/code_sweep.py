@@ -12,11 +12,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
-
 from ardistill.bench.timing import measure
 from ardistill.devices import describe_device
 from ardistill.errors import BadArgumentError
+from ardistill.eval.protocol import GeneratorFns, toy_quality
 from ardistill.io import atomic_path, atomic_write_json, atomic_write_text
 from ardistill.methods.code.sampler import CoDe
 
@@ -69,16 +68,9 @@ def parse_range(text: str, num_scales: int) -> list[int]:
     return sorted(set(values))
 
 
-@torch.no_grad()
-def generate_images(code: CoDe, draft_steps: int, num_images: int, *, batch_size: int, seed: int, sampling: dict) -> torch.Tensor:
-    """num_images images [N, 3, H, W] in [0, 1] with classes cycling over all classes; batch b uses seed + b."""
-    images = []
-    C = code.drafter.num_classes
-    for b, start in enumerate(range(0, num_images, batch_size)):
-        labels = [i % C for i in range(start, min(num_images, start + batch_size))]
-        tokens = code.sample(labels, draft_steps=draft_steps, seed=seed + b, **sampling)
-        images.append(code.decode(tokens).float().cpu())
-    return torch.cat(images)
+def code_generator(code: CoDe, draft_steps: int, sampling: dict) -> GeneratorFns:
+    """CoDe with `draft_steps` drafted scales as an evaluation-protocol generator (the benchmark's `code-N` method)."""
+    return GeneratorFns(lambda labels, seed: code.sample(labels, draft_steps=draft_steps, seed=seed, **sampling), code.decode)
 
 
 def run_sweep(code: CoDe, draft_steps: list[int], *, batch_size: int = 16, num_images: int = 0, seed: int = 0,
@@ -86,7 +78,8 @@ def run_sweep(code: CoDe, draft_steps: list[int], *, batch_size: int = 16, num_i
     """Measure every N of `draft_steps` plus the drafter alone (N = K) as the reference.
 
     num_images > 0: also toy-FID (and KID) of that many images against the held-out procedural images (only for
-    models of the procedural world).
+    models of the procedural world), through the evaluation protocol (`ardistill.eval.protocol`: chunks of 16 with
+    seed `seed · 1_000_003 + chunk`, whatever `batch_size` is), so they equal `ardistill bench`'s `code-N` rows.
     """
     sampling = dict(sampling or {})
     K = code.num_scales
@@ -97,11 +90,8 @@ def run_sweep(code: CoDe, draft_steps: list[int], *, batch_size: int = 16, num_i
         t = measure(lambda: code.sample(labels, draft_steps=N, seed=seed, **sampling), device=device, warmup=warmup, repeats=repeats)
         row = SweepRow(draft_steps=N, latency_ms=t.median_ms, peak_memory_mib=t.peak_memory_mib, memory_kind=t.memory_kind)
         if num_images:
-            from ardistill.eval import toy_fidelity_metrics
-
-            imgs = generate_images(code, N, num_images, batch_size=batch_size, seed=seed, sampling=sampling)
-            m = toy_fidelity_metrics(imgs, fid=True, kid=True, prc=False, isc=False, evaluator_dir=evaluator_dir,
-                                     device=str(device) if device.type == "cuda" else "cpu")
+            m = toy_quality(code_generator(code, N, sampling), num_images, seed=seed, image_size=code.drafter.image_size,
+                            num_classes=code.drafter.num_classes, device=device, evaluator_dir=evaluator_dir)
             row.fid, row.kid = m["fid"], m["kid_mean"]
         result.rows.append(row)
     base = result.rows[0]
@@ -157,4 +147,4 @@ def load_sweep(path: str | Path) -> list[SweepResult]:
     return out
 
 
-__all__ = ["SweepRow", "SweepResult", "run_sweep", "parse_range", "write_sweep", "load_sweep", "plot_fid_vs_speedup", "generate_images"]
+__all__ = ["SweepRow", "SweepResult", "run_sweep", "parse_range", "write_sweep", "load_sweep", "plot_fid_vs_speedup", "code_generator"]

@@ -11,13 +11,12 @@
   official `torch.manual_seed(seed)` immediately before `generate` (seed=None: torch's global generator).
 - Decode steps run the math SDPA kernel (the official loop forces it); the prefill uses the default choice.
 
-The run is split into `start_llamagen_sampling` and `run_llamagen_steps(..., stop)` so that a caller can stop after
-any number of tokens (teacher-involved Distilled Decoding, Collaborative Decoding).
+`LlamaGenStepRun` is LlamaGen's step sampler (`ardistill.sampling.steps`): one AR step = one token; a run may start
+from a given prefix of image tokens, fed in the same prefill after the class token.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -25,10 +24,9 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ardistill.models.llamagen.gpt import LlamaGenGPT
+from ardistill.errors import BadArgumentError
 from ardistill.sampling.fast import FastOptions, compiled
-
-# (sampling logits [B, 1, V] after CFG / temperature / top-k / top-p, token index, its position) → tokens [B, 1] int64
-ChooseTokens = Callable[[torch.Tensor, int, range], torch.Tensor]
+from ardistill.sampling.steps import StepRun, make_generator
 
 
 @torch.no_grad()
@@ -74,77 +72,6 @@ def apply_cfg(logits: torch.Tensor, cfg: float) -> torch.Tensor:
     return uncond + (cond - uncond) * cfg
 
 
-@dataclass
-class LlamaGenSamplingState:
-    """A run between tokens. B images; the model batch is 2B while CFG is on (cfg > 1)."""
-
-    labels: torch.Tensor  # [B] int64
-    generator: torch.Generator | None
-    cfg: float
-    cfg_interval: int = -1
-    tokens: list[torch.Tensor] = field(default_factory=list)  # one [B, 1] int64 per sampled token
-    cfg_active: bool = True  # turned off for good by cfg_interval
-
-    @property
-    def num_tokens(self) -> int:
-        return len(self.tokens)
-
-    @property
-    def guided(self) -> bool:
-        return self.cfg > 1.0
-
-    def all_tokens(self) -> torch.Tensor:
-        """[B, n] int64 of the tokens sampled so far."""
-        return torch.cat(self.tokens, dim=1)
-
-
-def choose_next_token(logits: torch.Tensor, state: LlamaGenSamplingState, *, temperature: float, top_k: int, top_p: float,
-                      choose_tokens: ChooseTokens | None) -> torch.Tensor:
-    """Logits [B, T, V] → the next token [B, 1]: the multinomial draw, or `choose_tokens(sampling logits [B, 1, V],
-    token index, range(index, index + 1))` (Distilled Decoding; the generator is then not used)."""
-    if choose_tokens is None:
-        return sample_next_token(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=state.generator)
-    i = state.num_tokens
-    masked = next_token_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p)
-    return choose_tokens(masked.unsqueeze(1), i, range(i, i + 1)).view(-1, 1)
-
-
-def make_generator(device: torch.device, seed: int | None) -> torch.Generator | None:
-    if seed is None:
-        return None
-    g = torch.Generator(device=device)
-    g.manual_seed(seed)
-    return g
-
-
-@torch.no_grad()
-def start_llamagen_sampling(gpt: LlamaGenGPT, labels: torch.Tensor, *, cfg: float = 1.0, cfg_interval: int = -1,
-                            temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int | None = None,
-                            prefix: torch.Tensor | None = None, choose_tokens: ChooseTokens | None = None) -> LlamaGenSamplingState:
-    """Seed the generator, set up fresh caches for the whole image, run the prefill and sample the next token.
-
-    prefix: known image tokens [B, T] fed in the same prefill after the class token (teacher-involved sampling:
-    the teacher continues a sequence another model started); the first sampled token is then token T.
-    choose_tokens: replaces the multinomial draw (see `choose_next_token`).
-    """
-    device = gpt.tok_embeddings.weight.device
-    labels = labels.to(device=device, dtype=torch.long)
-    state = LlamaGenSamplingState(labels=labels, generator=make_generator(device, seed), cfg=float(cfg), cfg_interval=int(cfg_interval))
-    if prefix is not None:
-        state.tokens.extend(prefix.to(device=device, dtype=torch.long).split(1, dim=1))
-    known = state.all_tokens() if state.tokens else None
-    cond = torch.cat([labels, torch.full_like(labels, gpt.num_classes)]) if state.guided else labels
-    if state.guided and known is not None:
-        known = torch.cat([known, known])
-    gpt.setup_caches(max_batch_size=cond.shape[0], max_seq_length=gpt.max_positions)
-    input_pos = torch.arange(0, gpt.cls_token_num + state.num_tokens, device=device)
-    logits = gpt.forward_cached(input_pos, labels=cond, tokens=known)
-    if state.guided:
-        logits = apply_cfg(logits, state.cfg)
-    state.tokens.append(choose_next_token(logits, state, temperature=temperature, top_k=top_k, top_p=top_p, choose_tokens=choose_tokens))
-    return state
-
-
 def _decode_step(gpt: LlamaGenGPT, options: FastOptions | None) -> Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]:
     """(input_pos [1], tokens [B, 1], position) → logits [B, 1, V] for the execution `options` ask for."""
     if options is None or options.reference:
@@ -158,34 +85,84 @@ def _decode_step(gpt: LlamaGenGPT, options: FastOptions | None) -> Callable[[tor
     return lambda input_pos, x, pos: gpt.decode_step_fast(input_pos, x, pos + 1)
 
 
-@torch.no_grad()
-def run_llamagen_steps(gpt: LlamaGenGPT, state: LlamaGenSamplingState, *, temperature: float = 1.0, top_k: int = 0,
-                       top_p: float = 1.0, stop: int | None = None, choose_tokens: ChooseTokens | None = None,
-                       options: FastOptions | None = None) -> LlamaGenSamplingState:
-    """Decode tokens [state.num_tokens, stop) (default: to L) with cached forwards; the state is updated in place.
+class LlamaGenStepRun(StepRun):
+    """A LlamaGen sampling run between tokens. B images; the model batch is 2B while CFG is on (cfg > 1).
 
-    choose_tokens: replaces the multinomial draw (see `choose_next_token`). options: the execution (default: the
-    reference; see `ardistill.sampling.fast`)."""
-    stop = gpt.config.block_size if stop is None else stop
-    device = state.labels.device
-    step = _decode_step(gpt, options)
-    fast = options is not None and not options.reference
-    positions = torch.arange(gpt.max_positions, device=device, dtype=torch.int) if fast else None
-    while state.num_tokens < stop:
-        i = state.num_tokens - 1  # the official decode-step counter
-        if state.cfg_interval > -1 and i > state.cfg_interval:
-            state.cfg_active = False
-        x = state.tokens[-1]
-        pos = gpt.cls_token_num + i
-        input_pos = positions[pos : pos + 1] if fast else torch.tensor([pos], device=device, dtype=torch.int)
-        if state.guided:
-            logits = step(input_pos, torch.cat([x, x]), pos)
-            logits = apply_cfg(logits, state.cfg) if state.cfg_active else torch.split(logits, len(logits) // 2)[0]
+    The prefill (class token + an optional given prefix [B, T]) runs at start and gives the logits of token T; every
+    later step feeds the previous token (decode step i = T, T + 1, … in the official counter) to both CFG halves.
+    With cfg_interval > −1 guidance stops for good once the decode counter passes it (the batch stays doubled).
+    """
+
+    def __init__(self, gpt: LlamaGenGPT, labels: torch.Tensor, *, cfg: float = 1.0, cfg_interval: int = -1,
+                 temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int | None = None,
+                 prefix: torch.Tensor | None = None, options: FastOptions | None = None):
+        self.gpt = gpt
+        device = gpt.tok_embeddings.weight.device
+        self.labels = labels.to(device=device, dtype=torch.long)
+        self.num_steps = gpt.config.block_size
+        self.step_sizes = (1,) * self.num_steps
+        self.generator = make_generator(device, seed)
+        self.cfg, self.cfg_interval, self.cfg_active = float(cfg), int(cfg_interval), True
+        self.temperature, self.top_k, self.top_p = float(temperature), int(top_k), float(top_p)
+        self._decode = _decode_step(gpt, options)
+        self._fast = options is not None and not options.reference
+        self._positions = torch.arange(gpt.max_positions, device=device, dtype=torch.int) if self._fast else None
+        self._closed = False
+        self.token_list: list[torch.Tensor] = []  # one [B, 1] int64 per finished step
+        if prefix is not None and prefix.shape[1] > 0:
+            if prefix.dim() != 2 or prefix.shape[0] != self.batch_size or prefix.shape[1] > self.num_steps:
+                raise BadArgumentError(f"prefix must have shape [{self.batch_size}, ≤ {self.num_steps}], got {list(prefix.shape)}")
+            self.token_list.extend(prefix.to(device=device, dtype=torch.long).split(1, dim=1))
+        self.step = len(self.token_list)
+        known = self.tokens() if self.token_list else None
+        cond = torch.cat([self.labels, torch.full_like(self.labels, gpt.num_classes)]) if self.guided else self.labels
+        if self.guided and known is not None:
+            known = torch.cat([known, known])
+        gpt.setup_caches(max_batch_size=cond.shape[0], max_seq_length=gpt.max_positions)
+        self._pending = None
+        if not self.done:
+            input_pos = torch.arange(0, gpt.cls_token_num + self.step, device=device)
+            logits = gpt.forward_cached(input_pos, labels=cond, tokens=known)
+            self._pending = apply_cfg(logits, self.cfg) if self.guided else logits
+
+    @property
+    def guided(self) -> bool:
+        return self.cfg > 1.0
+
+    def _step_logits(self) -> torch.Tensor:
+        if self._pending is not None:
+            logits, self._pending = self._pending, None
         else:
-            logits = step(input_pos, x, pos)
-        nxt = choose_next_token(logits, state, temperature=temperature, top_k=top_k, top_p=top_p, choose_tokens=choose_tokens)
-        state.tokens.append(nxt.view(-1, 1))
-    return state
+            i = self.step - 1  # the official decode-step counter
+            if self.cfg_interval > -1 and i > self.cfg_interval:
+                self.cfg_active = False
+            x = self.token_list[-1]
+            pos = self.gpt.cls_token_num + i
+            input_pos = self._positions[pos : pos + 1] if self._fast else torch.tensor([pos], device=x.device, dtype=torch.int)
+            if self.guided:
+                logits = self._decode(input_pos, torch.cat([x, x]), pos)
+                logits = apply_cfg(logits, self.cfg) if self.cfg_active else torch.split(logits, len(logits) // 2)[0]
+            else:
+                logits = self._decode(input_pos, x, pos)
+        return next_token_logits(logits, temperature=self.temperature, top_k=self.top_k, top_p=self.top_p).unsqueeze(1)
+
+    def _official_draw(self, logits: torch.Tensor) -> torch.Tensor:
+        probs = F.softmax(logits[:, 0], dim=-1)
+        return torch.multinomial(probs, num_samples=1, generator=self.generator)
+
+    def _commit(self, tokens: torch.Tensor) -> None:
+        self.token_list.append(tokens.view(-1, 1))
+        self.step += 1
+
+    def tokens(self) -> torch.Tensor:
+        if not self.token_list:
+            return self.labels.new_zeros(self.batch_size, 0)
+        return torch.cat(self.token_list, dim=1)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.gpt.clear_caches()
 
 
 @torch.no_grad()
@@ -193,14 +170,9 @@ def sample_llamagen(gpt: LlamaGenGPT, labels: torch.Tensor, *, cfg: float = 1.0,
                     top_k: int = 0, top_p: float = 1.0, seed: int | None = None, options: FastOptions | None = None) -> torch.Tensor:
     """Class labels [B] → tokens [B, L] int64 (raster order), the official `generate` stream for `seed`
     (options: the execution; the fp32 fast path gives the same tokens)."""
-    kw = dict(temperature=temperature, top_k=top_k, top_p=top_p)
-    try:
-        state = start_llamagen_sampling(gpt, labels, cfg=cfg, cfg_interval=cfg_interval, seed=seed, **kw)
-        run_llamagen_steps(gpt, state, options=options, **kw)
-    finally:
-        gpt.clear_caches()
-    return state.all_tokens()
+    with LlamaGenStepRun(gpt, labels, cfg=cfg, cfg_interval=cfg_interval, temperature=temperature, top_k=top_k, top_p=top_p,
+                         seed=seed, options=options) as run:
+        return run.run()
 
 
-__all__ = ["filter_top_k_top_p_", "sample_next_token", "next_token_logits", "choose_next_token", "ChooseTokens", "apply_cfg", "LlamaGenSamplingState", "start_llamagen_sampling",
-           "run_llamagen_steps", "sample_llamagen", "make_generator"]
+__all__ = ["filter_top_k_top_p_", "sample_next_token", "next_token_logits", "apply_cfg", "LlamaGenStepRun", "sample_llamagen"]

@@ -6,17 +6,15 @@ temperature (CoDe semantics: logits divided *after* filtering), then **one** `to
 [B·pn², V] probabilities drawn from a `torch.Generator` on the model's device seeded with `seed` (seed=None:
 torch's global generator). Same seed and device type → the official token stream.
 
-The run is split into `start_var_sampling` and `run_var_scales(..., stop_scale)` over a `VARSamplingState`, so a
-caller can run scales [0, N) with one model and [N, SN) with another (Collaborative Decoding): the state keeps the
-model-independent part (f_hat, tokens, the 32-d next-scale inputs) next to the model-specific part (class
-embeddings, position table, embedded next input, KV-cache offset) that a second model rebuilds with a prefill.
+`VARStepRun` is VAR's step sampler (`ardistill.sampling.steps`): one AR step = one scale. A run may start from a
+given prefix of whole scales, which the model reads in one block-causal prefill (the official CoDe refiner's hand-off;
+with `prefix_draws` also its discarded draws), so scales [0, N) can come from one model and [N, SN) from another.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 
@@ -24,10 +22,9 @@ from ardistill.errors import BadArgumentError
 from ardistill.models.var.transformer import VARTransformer
 from ardistill.models.var.vqvae import VQVAE
 from ardistill.sampling.fast import FastOptions, compiled
+from ardistill.sampling.steps import ChooseTokens, StepRun, make_generator
 
 PerScale = float | int | Sequence[float] | Sequence[int]
-# (sampling logits [B, l, V] after CFG / top-k / top-p / temperature, AR step, token positions) → tokens [B, l] int64
-ChooseTokens = Callable[[torch.Tensor, int, range], torch.Tensor]
 
 
 def per_scale(value: PerScale, num_scales: int, name: str) -> list:
@@ -90,131 +87,184 @@ def sample_from_logits(
     return torch.multinomial(probs, num_samples=1, replacement=True, generator=generator).view(B, l)
 
 
-@dataclass
-class VARSamplingState:
-    """A sampling run between scales. Tensors: B images, C width of the model in use, Cvae = 32, h×w latent size."""
-
-    labels: torch.Tensor  # [B] int64
-    f_hat: torch.Tensor  # [B, Cvae, h, w] fp32: Σ φ(upsampled embedded maps) of the finished scales
-    generator: torch.Generator | None
-    scale: int = 0  # the next scale to sample
-    tokens: list[torch.Tensor] = field(default_factory=list)  # per finished scale [B, pn²]
-    next_features: list[torch.Tensor] = field(default_factory=list)  # per scale ≥ 1 reached: [B, pn², Cvae] inputs
-    # Specific to the model that produced them:
-    cond: torch.Tensor | None = None  # [2B, C] class embeddings of [labels; null]
-    lvl_pos: torch.Tensor | None = None  # [1, L, C]
-    next_input: torch.Tensor | None = None  # [2B, pn_scale², C] embedded input of `scale`
-    cache_pos: int = 0  # positions already in that model's KV cache
-
-    @property
-    def batch_size(self) -> int:
-        return self.labels.shape[0]
-
-    def all_tokens(self) -> torch.Tensor:
-        """Tokens of the finished scales, concatenated: [B, Σ pn²] int64."""
-        return torch.cat(self.tokens, dim=1)
+def _autocast_context(device: torch.device, dtype: torch.dtype | None):
+    if dtype in (None, torch.float32):
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
 
 
-def make_generator(device: torch.device, seed: int | None) -> torch.Generator | None:
-    if seed is None:
-        return None
-    g = torch.Generator(device=device)
-    g.manual_seed(seed)
-    return g
+class VARStepRun(StepRun):
+    """A VAR sampling run between scales (B images, C model width, Cvae = 32, h×w the last scale's size).
 
+    State: `f_hat` [B, Cvae, h, w] fp32 (Σ φ(upsampled embedded maps) of the finished scales, updated in place as the
+    official code does), `scale_tokens` (one [B, pn²] per finished scale), the model-specific class embeddings of
+    [labels; null] [2B, C], the position table and the embedded input of the next scale, and the KV-cache offset.
 
-def _cache_dtype(transformer: VARTransformer) -> torch.dtype:
-    dev = transformer.head.weight.device.type
-    if torch.is_autocast_enabled(dev):
-        return torch.get_autocast_dtype(dev)
-    return transformer.head.weight.dtype
-
-
-@torch.no_grad()
-def start_var_sampling(transformer: VARTransformer, vae: VQVAE, labels: torch.Tensor | None, *, seed: int | None = None,
-                       batch_size: int | None = None) -> VARSamplingState:
-    """Seed the generator, embed [labels; null] and prepare scale 0's input and the KV cache of `transformer`.
-
-    labels None: `batch_size` uniform random classes drawn first from the seeded generator (official label_B=None).
+    Execution (`options`): the whole run executes under autocast in `options.dtype` (fp32: none), and with a compile
+    mode each scale's forward runs a compiled graph (one per scale shape).
     """
-    device = transformer.head.weight.device
-    generator = make_generator(device, seed)
-    if labels is None:
-        if batch_size is None:
-            raise BadArgumentError("batch_size is needed when labels is None")
-        uniform = torch.full((1, transformer.num_classes), 1.0 / transformer.num_classes, device=device)
-        labels = torch.multinomial(uniform, num_samples=batch_size, replacement=True, generator=generator).reshape(batch_size)
-    labels = labels.to(device=device, dtype=torch.long)
-    B = labels.shape[0]
-    cond = transformer.class_emb(torch.cat((labels, torch.full_like(labels, fill_value=transformer.num_classes)), dim=0))
-    lvl_pos = transformer.level_position_embedding()
-    hw = transformer.patch_nums[-1]
-    transformer.setup_kv_cache(2 * B, dtype=_cache_dtype(transformer), device=device)
-    return VARSamplingState(
-        labels=labels,
-        f_hat=cond.new_zeros(B, vae.quantize.Cvae, hw, hw),
-        generator=generator,
-        cond=cond,
-        lvl_pos=lvl_pos,
-        next_input=transformer.start_input(cond, lvl_pos),
-    )
 
+    def __init__(self, transformer: VARTransformer, vae: VQVAE, labels: torch.Tensor | None, *, cfg: float = 1.5,
+                 top_k: PerScale = 0, top_p: float = 0.0, temperature: PerScale = 1.0, seed: int | None = None,
+                 batch_size: int | None = None, prefix: torch.Tensor | None = None, prefix_draws: bool = False,
+                 stop: int | None = None, options: FastOptions | None = None):
+        self.transformer, self.vae = transformer, vae
+        self.patch_nums = tuple(transformer.patch_nums)
+        self.num_steps = SN = len(self.patch_nums)
+        self.step_sizes = tuple(pn * pn for pn in self.patch_nums)
+        self.cfg, self.top_p = float(cfg), float(top_p)
+        self.top_ks, self.temps = per_scale(top_k, SN, "top_k"), per_scale(temperature, SN, "temperature")
+        self.options = options
+        self.device = transformer.head.weight.device
+        self.forward_step = transformer.forward_step
+        if options is not None and options.compile is not None:
+            self.forward_step = compiled(transformer, "var-step", transformer.forward_step, options.compile)
+        self.step, self.cache_pos, self.scale_tokens = 0, 0, []
+        self.next_features: list[torch.Tensor] = []  # per scale ≥ 1 reached: its 32-d input [B, pn², Cvae]
+        self._pending: torch.Tensor | None = None  # guided logits of `step` computed by a prefill
+        self._closed = False
+        self.generator = make_generator(self.device, seed)
+        with self._execution():
+            self._start(labels, batch_size, prefix, prefix_draws, stop)
 
-@torch.no_grad()
-def run_var_scales(
-    transformer: VARTransformer,
-    vae: VQVAE,
-    state: VARSamplingState,
-    *,
-    cfg: float = 1.5,
-    top_k: PerScale = 0,
-    top_p: float = 0.0,
-    temperature: PerScale = 1.0,
-    stop_scale: int | None = None,
-    choose_tokens: ChooseTokens | None = None,
-    options: FastOptions | None = None,
-) -> VARSamplingState:
-    """Sample scales [state.scale, stop_scale) (default: to the end) with cached forwards of `transformer`.
+    # ----------------------------------------------------------------------------------------------- set-up
+    def _execution(self):
+        return _autocast_context(self.device, None if self.options is None else self.options.dtype)
 
-    top_k and temperature are one value or one per scale (indexed by the absolute scale index).
-    choose_tokens: replaces the multinomial draw (the generator is then not used); it receives exactly the logits
-    the draw would sample from, the scale index and the scale's global token positions (Distilled Decoding).
-    The state is updated in place (f_hat too, as the official code does) and returned.
-    options: with a compile mode, each scale's forward runs a compiled graph (one per scale shape); the caller
-    enters the autocast context of a reduced dtype (see `sample_var`).
-    """
-    patch_nums = transformer.patch_nums
-    SN = len(patch_nums)
-    stop = SN if stop_scale is None else stop_scale
-    top_ks = per_scale(top_k, SN, "top_k")
-    temps = per_scale(temperature, SN, "temperature")
-    B, Cvae = state.batch_size, vae.quantize.Cvae
-    forward_step = transformer.forward_step
-    if options is not None and options.compile is not None:
-        forward_step = compiled(transformer, "var-step", transformer.forward_step, options.compile)
-    for si in range(state.scale, stop):
-        pn = patch_nums[si]
-        logits = forward_step(state.next_input, state.cond, state.cache_pos)  # [2B, pn², V]
-        state.cache_pos += pn * pn
-        logits = apply_cfg(logits, guidance_at_scale(cfg, si, SN))
-        if choose_tokens is None:
-            idx = sample_from_logits(logits, top_k=int(top_ks[si]), top_p=top_p, temperature=temps[si], generator=state.generator)
+    def _cache_dtype(self) -> torch.dtype:
+        if torch.is_autocast_enabled(self.device.type):
+            return torch.get_autocast_dtype(self.device.type)
+        return self.transformer.head.weight.dtype
+
+    def _start(self, labels, batch_size, prefix, prefix_draws, stop) -> None:
+        T, quant = self.transformer, self.vae.quantize
+        if labels is None:  # official label_B=None: uniform random classes drawn first from the seeded generator
+            if batch_size is None:
+                raise BadArgumentError("batch_size is needed when labels is None")
+            uniform = torch.full((1, T.num_classes), 1.0 / T.num_classes, device=self.device)
+            labels = torch.multinomial(uniform, num_samples=batch_size, replacement=True, generator=self.generator).reshape(batch_size)
+        self.labels = labels.to(device=self.device, dtype=torch.long)
+        B, hw = self.batch_size, self.patch_nums[-1]
+        self.cond = T.class_emb(torch.cat((self.labels, torch.full_like(self.labels, T.num_classes)), dim=0))  # [2B, C]
+        self.lvl_pos = T.level_position_embedding()
+        self.f_hat = self.cond.new_zeros(B, quant.Cvae, hw, hw, dtype=torch.float32)
+        N = self._prefix_scales(prefix)
+        self.stop = stop = self.num_steps if stop is None else int(stop)
+        if not 0 <= stop <= self.num_steps:
+            raise BadArgumentError(f"stop must be in 0..{self.num_steps} (the scales), got {stop}")
+        # A run that stops early only ever holds the positions it uses (as the official drafter's cache).
+        T.setup_kv_cache(2 * B, dtype=self._cache_dtype(), device=self.device, length=T.scale_slices[max(stop, 1) - 1][1])
+        self.next_input = T.start_input(self.cond, self.lvl_pos)  # [2B, first_l, C]
+        if N == 0:
+            return
+        self.scale_tokens = list(torch.split(prefix.to(self.device, torch.long), self.step_sizes[:N], dim=1))
+        for si, idx in enumerate(self.scale_tokens):  # f_hat and the inputs of scales 1..N, as sampling makes them
+            self._accumulate(si, idx)
+        self.step = N
+        if N >= self.stop:  # nothing left to sample in this run
+            return
+        # One block-causal prefill over scales 0..N (P positions) fills the cache and gives scale N's logits.
+        P = T.scale_slices[N][1]
+        x = torch.cat((self.next_input, (T.word_embed(torch.cat(self.next_features, dim=1)) + self.lvl_pos[:, T.first_l:P]).repeat(2, 1, 1)), dim=1)
+        logits = self.forward_step(x, self.cond, 0, T.attn_bias_for_masking[:, :, :P, :P].to(x.dtype))  # [2B, P, V]
+        self.cache_pos = P
+        begin, end = T.scale_slices[N]
+        self._pending = apply_cfg(logits[:, begin:end], guidance_at_scale(self.cfg, N, self.num_steps))
+        if prefix_draws:  # the official CoDe refiner: one discarded draw per given scale, on its un-guided logits
+            for a in range(N):
+                b0, b1 = T.scale_slices[a]
+                sample_from_logits(logits[:B, b0:b1], top_k=int(self.top_ks[a]), top_p=self.top_p, temperature=self.temps[a],
+                                   generator=self.generator)
+        self.next_input = None
+
+    def _prefix_scales(self, prefix: torch.Tensor | None) -> int:
+        """The number of whole scales a prefix [B, n] covers (n must end on a scale boundary)."""
+        if prefix is None or prefix.shape[1] == 0:
+            return 0
+        if prefix.dim() != 2 or prefix.shape[0] != self.batch_size:
+            raise BadArgumentError(f"prefix must have shape [{self.batch_size}, n], got {list(prefix.shape)}")
+        ends = [self.transformer.scale_slices[s][1] for s in range(self.num_steps)]
+        if prefix.shape[1] not in ends:
+            raise BadArgumentError(f"a VAR prefix must hold whole scales (a length in {ends}), got {prefix.shape[1]} tokens")
+        return ends.index(prefix.shape[1]) + 1
+
+    def _accumulate(self, si: int, idx: torch.Tensor) -> torch.Tensor | None:
+        """Add scale si's tokens [B, pn²] to f_hat; return the next scale's 32-d input [B, pn'², Cvae] (None at the end)."""
+        B, Cvae, pn = self.batch_size, self.vae.quantize.Cvae, self.patch_nums[si]
+        h = self.vae.quantize.embedding(idx).transpose_(1, 2).reshape(B, Cvae, pn, pn)
+        self.f_hat, nxt = self.vae.quantize.next_autoregressive_input(si, self.f_hat, h)
+        if si == self.num_steps - 1:
+            return None
+        self.next_features.append(nxt.view(B, Cvae, -1).transpose(1, 2))
+        return self.next_features[-1]
+
+    # ------------------------------------------------------------------------------------------ StepRun hooks
+    def _step_logits(self) -> torch.Tensor:
+        si = self.step
+        if si >= self.stop:
+            raise BadArgumentError(f"this run was started with stop={self.stop}: its KV cache ends there")
+        if self._pending is not None:
+            logits, self._pending = self._pending, None
         else:
-            start = sum(p * p for p in patch_nums[:si])
-            logits = sampling_logits(logits, top_k=int(top_ks[si]), top_p=top_p, temperature=temps[si])
-            idx = choose_tokens(logits, si, range(start, start + pn * pn))
-        state.tokens.append(idx)
-        h = vae.quantize.embedding(idx).transpose_(1, 2).reshape(B, Cvae, pn, pn)
-        state.f_hat, nxt = vae.quantize.next_autoregressive_input(si, state.f_hat, h)
-        state.scale = si + 1
-        if si != SN - 1:
-            nxt = nxt.view(B, Cvae, -1).transpose(1, 2)  # [B, pn'², Cvae]
-            state.next_features.append(nxt)
-            # Both CFG halves get the same input; they differ through the class embedding and the cache.
-            state.next_input = transformer.scale_input(nxt, si + 1, state.lvl_pos).repeat(2, 1, 1)
-        else:
-            state.next_input = None
-    return state
+            logits = self.forward_step(self.next_input, self.cond, self.cache_pos)  # [2B, pn², V]
+            self.cache_pos += self.step_sizes[si]
+            logits = apply_cfg(logits, guidance_at_scale(self.cfg, si, self.num_steps))
+        return sampling_logits(logits, top_k=int(self.top_ks[si]), top_p=self.top_p, temperature=self.temps[si])
+
+    def _official_draw(self, logits: torch.Tensor) -> torch.Tensor:
+        B, l, V = logits.shape
+        probs = logits.softmax(dim=-1).view(-1, V)
+        return torch.multinomial(probs, num_samples=1, replacement=True, generator=self.generator).view(B, l)
+
+    def _commit(self, tokens: torch.Tensor) -> None:
+        si = self.step
+        self.scale_tokens.append(tokens)
+        nxt = self._accumulate(si, tokens)
+        self.step = si + 1
+        # Both CFG halves get the same input; they differ through the class embedding and the cache.
+        self.next_input = None if nxt is None else self.transformer.scale_input(nxt, si + 1, self.lvl_pos).repeat(2, 1, 1)
+
+    @torch.no_grad()
+    def advance(self, choose: ChooseTokens | None = None, *, return_logits: bool = False):
+        with self._execution():
+            return super().advance(choose, return_logits=return_logits)
+
+    def tokens(self) -> torch.Tensor:
+        if not self.scale_tokens:
+            return self.labels.new_zeros(self.batch_size, 0)
+        return torch.cat(self.scale_tokens, dim=1)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.transformer.clear_kv_cache()
+
+    # --------------------------------------------------------------------------------------- VAR-only policy
+    @torch.no_grad()
+    def finish_in_one_pass(self) -> torch.Tensor:
+        """The naive one-pass finish (the `skip-K` baseline): the inputs of every remaining scale are the current f_hat
+        area-downsampled (no more tokens), both CFG halves run one teacher-forced forward, and each remaining scale is
+        drawn from its own logits with the official draw. Returns all tokens [B, L]."""
+        with self._execution():
+            return self._finish_in_one_pass()
+
+    def _finish_in_one_pass(self) -> torch.Tensor:
+        T, B, Cvae = self.transformer, self.batch_size, self.vae.quantize.Cvae
+        first = self.step
+        feats = list(self.next_features)  # the exact inputs of scales 1 … first
+        for si in range(len(feats) + 1, self.num_steps):  # the rest: the current f_hat, area-downsampled
+            pn = self.patch_nums[si]
+            feats.append(torch.nn.functional.interpolate(self.f_hat, size=(pn, pn), mode="area").view(B, Cvae, -1).transpose(1, 2))
+        x = torch.cat(feats, dim=1)  # [B, L − first_l, Cvae]
+        null = torch.full_like(self.labels, T.num_classes)
+        logits = T(torch.cat([self.labels, null]), torch.cat([x, x]))  # [2B, L, V]: one forward of both CFG halves
+        for si in range(first, self.num_steps):
+            begin, end = T.scale_slices[si]
+            lg = apply_cfg(logits[:, begin:end], guidance_at_scale(self.cfg, si, self.num_steps))
+            lg = sampling_logits(lg, top_k=int(self.top_ks[si]), top_p=self.top_p, temperature=self.temps[si])
+            self.scale_tokens.append(self._official_draw(lg))
+        self.step = self.num_steps
+        return self.tokens()
 
 
 @torch.no_grad()
@@ -235,17 +285,12 @@ def sample_var(
     """Class labels [B] (None: `batch_size` random classes from the same generator) → tokens [B, L] int64
     (all scales, coarse to fine), the official sampler's stream. autocast_dtype (or options.dtype): run under
     autocast in that dtype; options: the execution (see `ardistill.sampling.fast`)."""
-    device = transformer.head.weight.device
-    if autocast_dtype is None and options is not None:
-        autocast_dtype = options.dtype
-    ctx = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype not in (None, torch.float32) else contextlib.nullcontext()
-    try:
-        with ctx:
-            state = start_var_sampling(transformer, vae, labels, seed=seed, batch_size=batch_size)
-            run_var_scales(transformer, vae, state, cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature, options=options)
-    finally:
-        transformer.clear_kv_cache()
-    return state.all_tokens()
+    if autocast_dtype is not None:
+        options = FastOptions(fast=bool(options and options.fast), compile=options.compile if options else None, dtype=autocast_dtype)
+    with VARStepRun(transformer, vae, labels, cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature, seed=seed,
+                    batch_size=batch_size, options=options) as run:
+        return run.run()
 
 
-__all__ = ["guidance_at_scale", "apply_cfg", "VARSamplingState", "start_var_sampling", "run_var_scales", "sample_var", "sample_from_logits", "sampling_logits", "filter_top_k_top_p_", "ChooseTokens"]
+__all__ = ["guidance_at_scale", "apply_cfg", "VARStepRun", "sample_var", "sample_from_logits", "sampling_logits",
+           "filter_top_k_top_p_", "per_scale"]

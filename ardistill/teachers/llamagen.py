@@ -20,7 +20,7 @@ from ardistill.models.llamagen.gpt import LlamaGenGPT
 from ardistill.models.llamagen.vq import VQModel
 from ardistill.registry import ModelSpec, find_weight_file, list_models
 from ardistill.sampling.fast import lower_precision_, make_fast_options
-from ardistill.sampling.llamagen import sample_llamagen
+from ardistill.sampling.llamagen import LlamaGenStepRun, apply_cfg, filter_top_k_top_p_
 from ardistill.teachers.base import PerScale, SamplingSettings, check_labels, check_sampling, merge_sampling
 
 
@@ -37,6 +37,7 @@ class LlamaGenTeacher:
     """An official LlamaGen c2i model (GPT + VQ tokenizer) with exact fp32 logits, sampling, decoding and encoding."""
 
     family = "llamagen"
+    step_features = frozenset()  # see VARTeacher.step_features
 
     def __init__(self, name: str, gpt: LlamaGenGPT, vq: VQModel, *, default_sampling: SamplingSettings | None = None,
                  dtype: torch.dtype = torch.float32, fast: bool = False, compile: bool | str | None = None):
@@ -71,6 +72,31 @@ class LlamaGenTeacher:
     def device(self) -> torch.device:
         return self.gpt.output.weight.device
 
+    @property
+    def num_steps(self) -> int:
+        """AR steps per image: the tokens."""
+        return self.tokens_per_image
+
+    @property
+    def step_sizes(self) -> tuple[int, ...]:
+        """Tokens per AR step: 1."""
+        return (1,) * self.tokens_per_image
+
+    @property
+    def network(self) -> LlamaGenGPT:
+        """The AR network (what a student is initialised from and what benchmarks count forward passes of)."""
+        return self.gpt
+
+    @property
+    def tokenizer(self):
+        """The image tokenizer (the VQ-16 model): encoder, quantiser and decoder."""
+        return self.vq
+
+    @property
+    def quantizer(self):
+        """The tokenizer's quantiser (its codebook): two models share a tokenizer iff these match."""
+        return self.vq.quantize
+
     def num_parameters(self) -> int:
         """GPT parameters (tokenizer excluded): 110,888,448 for LlamaGen-B."""
         return sum(p.numel() for p in self.gpt.parameters())
@@ -99,6 +125,55 @@ class LlamaGenTeacher:
             raise BadArgumentError(f"{labels.shape[0]} labels for {tokens.shape[0]} token sequences")
         return self.gpt(labels, tokens[:, :-1])
 
+    def resolve_sampling(self, *, cfg=None, top_k=None, top_p=None, temperature=None, cfg_interval=None) -> dict:
+        """The default sampling settings with overrides, validated: scalars {cfg, top_k, top_p, temperature} plus
+        cfg_interval (−1 = guidance at every step); top_p 0 means off and is recorded as 1.0 (the official 'off')."""
+        s = merge_sampling(self.default_sampling, cfg=cfg, top_k=_scalar(top_k, "top_k") if top_k is not None else None,
+                           top_p=top_p, temperature=_scalar(temperature, "temperature") if temperature is not None else None)
+        for name in ("top_k", "temperature"):
+            _scalar(getattr(s, name), name)
+        check_sampling(s, vocab_size=self.vocab_size, steps=1)
+        interval = -1 if cfg_interval is None else cfg_interval
+        if isinstance(interval, bool) or int(interval) != interval or interval < -1:
+            raise BadArgumentError(f"cfg_interval must be an integer ≥ -1 (-1 = guidance at every step), got {interval}")
+        return {"cfg": float(s.cfg), "top_k": int(_scalar(s.top_k, "top_k")), "top_p": 1.0 if s.top_p in (0.0, 1.0) else float(s.top_p),
+                "temperature": float(_scalar(s.temperature, "temperature")), "cfg_interval": int(interval)}
+
+    @torch.no_grad()
+    def start_steps(self, labels, *, seed: int | None = None, prefix: torch.Tensor | None = None, stop: int | None = None,
+                    **sampling) -> LlamaGenStepRun:
+        """A step sampler over this model (`ardistill.sampling.steps`): one AR step = one token.
+
+        prefix: image tokens [B, T] fed in the prefill after the class token (the run starts at token T). stop: accepted
+        for the protocol (the LlamaGen cache always spans the image). sampling: cfg, top_k, top_p, temperature,
+        cfg_interval overrides of the defaults."""
+        s = self.resolve_sampling(**sampling)
+        labels = check_labels(labels, self.num_classes, device=self.device)
+        return LlamaGenStepRun(self.gpt, labels, cfg=s["cfg"], cfg_interval=s["cfg_interval"], temperature=s["temperature"],
+                               top_k=s["top_k"], top_p=s["top_p"], seed=seed, prefix=prefix, options=self.options)
+
+    @torch.no_grad()
+    def sampling_probs(self, labels, tokens: torch.Tensor, **sampling) -> torch.Tensor:
+        """The distribution the sampler would draw each token from, given the tokens before it: [B, L, V] fp32, in one
+        teacher-forced causal pass (both CFG halves when cfg > 1; cfg_interval, temperature, top-k, top-p as the
+        sampler). `tokens` [B, L] may come from anywhere (a student's prefix)."""
+        s = self.resolve_sampling(**sampling)
+        tokens = self._check_tokens(tokens)
+        labels = check_labels(labels, self.num_classes, device=self.device)
+        B, L = tokens.shape
+        if s["cfg"] > 1.0:
+            both = self.gpt(torch.cat([labels, torch.full_like(labels, self.num_classes)]), torch.cat([tokens, tokens])[:, :-1]).float()
+            logits = apply_cfg(both, s["cfg"])
+            if s["cfg_interval"] > -1:  # token j ≥ 1 comes from decode step j − 1; guidance stops once it passes the interval
+                off = torch.arange(L, device=logits.device) - 1 > s["cfg_interval"]
+                logits[:, off] = both[:B, off]
+        else:
+            logits = self.gpt(labels, tokens[:, :-1]).float()
+        logits = logits.reshape(B * L, -1) / max(s["temperature"], 1e-5)
+        if s["top_k"] > 0 or s["top_p"] < 1.0:
+            logits = filter_top_k_top_p_(logits, s["top_k"], s["top_p"])
+        return logits.softmax(-1).view(B, L, -1)
+
     @torch.no_grad()
     def sample(
         self,
@@ -113,15 +188,9 @@ class LlamaGenTeacher:
     ) -> torch.Tensor:
         """Tokens [B, L] int64 from the official sampler (see `ardistill.sampling.llamagen`). CFG applies only when
         cfg > 1; top_p 0 or 1 is off; cfg_interval ≥ 0 stops guidance after that many decode steps."""
-        s = merge_sampling(self.default_sampling, cfg=cfg, top_k=_scalar(top_k, "top_k") if top_k is not None else None,
-                           top_p=top_p, temperature=_scalar(temperature, "temperature") if temperature is not None else None)
-        check_sampling(s, vocab_size=self.vocab_size, steps=1)
-        if int(cfg_interval) != cfg_interval or cfg_interval < -1:
-            raise BadArgumentError(f"cfg_interval must be an integer ≥ -1 (-1 = guidance at every step), got {cfg_interval}")
-        labels = check_labels(labels, self.num_classes, device=self.device)
-        top_p_official = 1.0 if s.top_p in (0.0, 1.0) else float(s.top_p)
-        return sample_llamagen(self.gpt, labels, cfg=float(s.cfg), cfg_interval=int(cfg_interval), temperature=float(_scalar(s.temperature, "temperature")),
-                               top_k=int(_scalar(s.top_k, "top_k")), top_p=top_p_official, seed=seed, options=self.options).long()
+        with self.start_steps(labels, seed=seed, cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature,
+                              cfg_interval=cfg_interval) as run:
+            return run.run()
 
     @torch.no_grad()
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ from ardistill.models.var.transformer import VARTransformer
 from ardistill.models.var.vqvae import VQVAE
 from ardistill.registry import ModelSpec, find_weight_file
 from ardistill.sampling.fast import autocast, cast_matrices_, lower_precision_, make_fast_options
-from ardistill.sampling.var import sample_var
+from ardistill.sampling.var import VARStepRun, apply_cfg, guidance_at_scale, per_scale, sampling_logits
 from ardistill.teachers.base import PerScale, SamplingSettings, check_labels, check_sampling, merge_sampling
 
 
@@ -26,6 +26,9 @@ class VARTeacher:
     """An official VAR model (transformer + tokenizer) with exact fp32 logits, sampling, decoding and encoding."""
 
     family = "var"
+    # What its step sampler can do beyond the common protocol (methods ask for capabilities, never for a family):
+    # "prefix_draws": the official CoDe hand-off; "one_pass_finish": the naive skip-K finish in one forward.
+    step_features = frozenset({"prefix_draws", "one_pass_finish"})
 
     def __init__(self, name: str, transformer: VARTransformer, vae: VQVAE, *, default_sampling: SamplingSettings | None = None,
                  dtype: torch.dtype = torch.float32, fast: bool = False, compile: bool | str | None = None):
@@ -64,6 +67,31 @@ class VARTeacher:
     def num_scales(self) -> int:
         return len(self.patch_nums)
 
+    @property
+    def num_steps(self) -> int:
+        """AR steps per image: the scales."""
+        return len(self.patch_nums)
+
+    @property
+    def step_sizes(self) -> tuple[int, ...]:
+        """Tokens per AR step: pn² per scale."""
+        return tuple(pn * pn for pn in self.patch_nums)
+
+    @property
+    def network(self) -> VARTransformer:
+        """The AR network (what a student is initialised from and what benchmarks count forward passes of)."""
+        return self.transformer
+
+    @property
+    def tokenizer(self):
+        """The image tokenizer (the multi-scale VQVAE): encoder, quantiser and decoder."""
+        return self.vae
+
+    @property
+    def quantizer(self):
+        """The tokenizer's quantiser (codebook and φ convolutions): two models share a tokenizer iff these match."""
+        return self.vae.quantize
+
     def num_parameters(self) -> int:
         """Transformer parameters (buffers and tokenizer excluded): 310,283,520 for VAR-d16."""
         return sum(p.numel() for p in self.transformer.parameters())
@@ -98,6 +126,48 @@ class VARTeacher:
         with self._autocast():
             return self.transformer(labels, x).float()
 
+    def resolve_sampling(self, *, cfg=None, top_k=None, top_p=None, temperature=None, cfg_interval=None) -> dict:
+        """The default sampling settings with overrides, validated: {cfg, top_k, top_p, temperature} (top_k and
+        temperature may be per-scale lists). cfg_interval is a LlamaGen setting and refused."""
+        if cfg_interval not in (None, -1):
+            raise BadArgumentError("cfg_interval is a LlamaGen setting; VAR ramps its guidance over the scales")
+        s = merge_sampling(self.default_sampling, cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature)
+        check_sampling(s, vocab_size=self.vocab_size, steps=self.num_scales)
+        return s.to_dict()
+
+    @torch.no_grad()
+    def start_steps(self, labels, *, seed: int | None = None, prefix: torch.Tensor | None = None, prefix_draws: bool = False,
+                    stop: int | None = None, **sampling) -> VARStepRun:
+        """A step sampler over this model (`ardistill.sampling.steps`): one AR step = one scale.
+
+        prefix: tokens [B, n] of whole scales 0..N−1 read in one prefill (the run starts at scale N); prefix_draws:
+        the official CoDe refiner's discarded draws for them. stop: the last step the run will reach (a shorter KV
+        cache). sampling: cfg, top_k, top_p, temperature overrides of the defaults."""
+        s = self.resolve_sampling(**sampling)
+        labels = check_labels(labels, self.num_classes, device=self.device)
+        return VARStepRun(self.transformer, self.vae, labels, cfg=float(s["cfg"]), top_k=s["top_k"], top_p=float(s["top_p"]),
+                          temperature=s["temperature"], seed=seed, prefix=prefix, prefix_draws=prefix_draws, stop=stop,
+                          options=self.options)
+
+    @torch.no_grad()
+    def sampling_probs(self, labels, tokens: torch.Tensor, **sampling) -> torch.Tensor:
+        """The distribution the sampler would draw each token from, given the tokens before it: [B, L, V] fp32, in one
+        teacher-forced forward of both CFG halves (per-scale CFG ramp, top-k, top-p, temperature as the sampler).
+        `tokens` [B, L] may come from anywhere (a student's prefix); position i depends only on scales before its own."""
+        s = self.resolve_sampling(**sampling)
+        tokens = self._check_tokens(tokens)
+        labels = check_labels(labels, self.num_classes, device=self.device)
+        x = self.vae.quantize.idx_to_var_input(self.split_scales(tokens))
+        null = torch.full_like(labels, self.num_classes)
+        with self._autocast():
+            logits = self.transformer(torch.cat([labels, null]), torch.cat([x, x])).float()  # [2B, L, V]
+        top_ks, temps = per_scale(s["top_k"], self.num_scales, "top_k"), per_scale(s["temperature"], self.num_scales, "temperature")
+        out = []
+        for si, (begin, end) in enumerate(self.transformer.scale_slices):
+            lg = apply_cfg(logits[:, begin:end], guidance_at_scale(float(s["cfg"]), si, self.num_scales))
+            out.append(sampling_logits(lg, top_k=int(top_ks[si]), top_p=float(s["top_p"]), temperature=temps[si]).softmax(-1))
+        return torch.cat(out, dim=1)
+
     @torch.no_grad()
     def sample(
         self,
@@ -111,11 +181,8 @@ class VARTeacher:
     ) -> torch.Tensor:
         """Tokens [B, L] int64 from the official sampler (see `ardistill.sampling.var`); top_k and temperature may
         be one value or one per scale; missing settings come from `default_sampling`."""
-        s = merge_sampling(self.default_sampling, cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature)
-        check_sampling(s, vocab_size=self.vocab_size, steps=self.num_scales)
-        labels = check_labels(labels, self.num_classes, device=self.device)
-        return sample_var(self.transformer, self.vae, labels, cfg=float(s.cfg), top_k=s.top_k, top_p=float(s.top_p),
-                          temperature=s.temperature, seed=seed, options=self.options)
+        with self.start_steps(labels, seed=seed, cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature) as run:
+            return run.run()
 
     @torch.no_grad()
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:

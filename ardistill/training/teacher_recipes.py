@@ -268,7 +268,10 @@ def model_card_markdown(card: dict) -> str:
         lines += ["## Measured (`ardistill teacher export`, CPU)", "",
                   f"{m['num']} class-balanced samples at the default sampling settings and {m['num']} reconstructions of "
                   f"held-out real images, each against {m['num']} other held-out real images (toy-FID: the shipped "
-                  "evaluator's features through torch-fidelity).", "",
+                  "evaluator's features through torch-fidelity)."
+                  + (f" Samples follow the evaluation protocol (docs/evaluation.md) with seed {m['seed']}: "
+                     f"`ardistill teacher eval {card['name']}` and the teacher row of `ardistill bench --teacher {card['name']} "
+                     f"--fid --num-samples {m['num']}` give the same numbers." if "protocol" in m else ""), "",
                   "| images | class accuracy | toy-FID | KID | precision | recall |", "|---|---:|---:|---:|---:|---:|"]
         for what in ("samples", "reconstructions"):
             r = m[what]

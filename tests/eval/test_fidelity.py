@@ -5,7 +5,8 @@ import torch
 import torch_fidelity
 
 from ardistill.data import NUM_CLASSES, make_images, split_images, stream_seed
-from ardistill.eval.fidelity import Uint8Images, toy_fidelity_metrics
+import ardistill.eval.fidelity  # noqa: F401  (registers the "ardistill-toy" extractor)
+from ardistill.eval.protocol import Uint8Images, toy_fidelity_metrics
 
 N = 240
 

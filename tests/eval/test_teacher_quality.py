@@ -27,7 +27,7 @@ def test_balanced_labels():
 
 def test_teacher_quality_reports_samples_and_reconstructions():
     teacher = _tiny_teacher()
-    q = teacher_quality(teacher, num=24, batch_size=12, progress=False)
+    q = teacher_quality(teacher, num=24, progress=False)
     assert q["images"].shape == (24, 3, 64, 64)
     for what in ("samples", "reconstructions"):
         m = q[what]
@@ -35,5 +35,5 @@ def test_teacher_quality_reports_samples_and_reconstructions():
     # an untrained tokenizer and transformer are far from the real images
     assert q["samples"]["fid"] > 10
     # deterministic given the seed
-    again = teacher_quality(teacher, num=24, batch_size=12, progress=False)
+    again = teacher_quality(teacher, num=24, progress=False)
     assert torch.equal(q["images"], again["images"])

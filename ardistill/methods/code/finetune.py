@@ -177,24 +177,24 @@ def run_finetune(recipe: CoDeRecipe, drafter, refiner, out_dir: str | Path, *, t
         raise BadArgumentError(f"data size {recipe.data.size} px differs from the models' {drafter.image_size} px "
                                f"(the procedural world has 32 and 64 px; give real images as tokens_file)")
     else:
-        tokens, labels = load_or_make_token_cache(drafter.vae, recipe.data, recipe.num_images, out_dir / "tokens.safetensors", progress)
+        tokens, labels = load_or_make_token_cache(drafter.tokenizer, recipe.data, recipe.num_images, out_dir / "tokens.safetensors", progress)
     summary: dict = {"drafter": recipe.drafter, "refiner": recipe.refiner, "draft_steps": N, "random_init": recipe.random_init,
                      "lambda_schedule": recipe.lambda_schedule, "kl_normalisation": recipe.kl_normalisation}
     if "refiner" in stages:
         if teacher is not None:
-            big = teacher.transformer
+            big = teacher.network
         else:
-            big = VARTransformer(drafter.transformer.config).to(drafter.device)
-            big.load_state_dict(drafter.transformer.state_dict())  # the original large model, before the drafter stage
+            big = VARTransformer(drafter.network.config).to(drafter.device)
+            big.load_state_dict(drafter.network.state_dict())  # the original large model, before the drafter stage
     for stage in ("drafter", "refiner"):
         if stage not in stages:
             continue
-        model = (drafter if stage == "drafter" else refiner).transformer.requires_grad_(True)
+        model = (drafter if stage == "drafter" else refiner).network.requires_grad_(True)
         common = dict(batch_size=recipe.batch_size, resume=resume, progress=progress)
         if stage == "drafter":
-            result = finetune_drafter(model, drafter.vae, tokens, labels, N, recipe.drafter_train, out_dir / "drafter", **common)
+            result = finetune_drafter(model, drafter.tokenizer, tokens, labels, N, recipe.drafter_train, out_dir / "drafter", **common)
         else:
-            result = finetune_refiner(model, big, drafter.vae, tokens, labels, N, recipe.refiner_train, out_dir / "refiner",
+            result = finetune_refiner(model, big, drafter.tokenizer, tokens, labels, N, recipe.refiner_train, out_dir / "refiner",
                                       lambda_schedule=recipe.lambda_schedule, kl_normalisation=recipe.kl_normalisation, **common)
         model.eval().requires_grad_(False)
         atomic_save_safetensors({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, out_dir / f"{stage}.safetensors")
@@ -219,8 +219,8 @@ def apply_finetuned(out_dir: str | Path, drafter, refiner) -> None:
     info = read_finetune_card(out_dir)
     for role, t in (("drafter", drafter), ("refiner", refiner)):
         if f"{role}_file" in info:
-            load_strict(t.transformer, load_state_dict_file(Path(out_dir) / info[f"{role}_file"]), what=f"fine-tuned {role}")
-        t.transformer.eval().requires_grad_(False)
+            load_strict(t.network, load_state_dict_file(Path(out_dir) / info[f"{role}_file"]), what=f"fine-tuned {role}")
+        t.network.eval().requires_grad_(False)
 
 
 __all__ = ["CoDeRecipe", "lambda_ep", "refiner_kd_loss", "drafter_ce_loss", "run_finetune", "apply_finetuned", "read_finetune_card", "peek_label_drop"]

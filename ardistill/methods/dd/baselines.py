@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import torch
 
 from ardistill.errors import BadArgumentError
-from ardistill.sampling.fast import autocast
 
 # Fewest samples per class the marginals are estimated from. Below it they are little more than copies of those few
 # samples: `onestep` would replay the teacher's own images instead of measuring independent per-token draws.
@@ -94,69 +93,29 @@ def _cpu_generator(seed: int | None) -> torch.Generator | None:
 
 
 @torch.no_grad()
-def var_skip_sample(teacher, labels: torch.Tensor, *, skip: int, seed: int | None = None, **sampling) -> torch.Tensor:
-    """VAR skip-k: K − k AR scales, then the last k scales from one parallel forward → tokens [B, L] int64."""
-    from ardistill.sampling.var import (apply_cfg, guidance_at_scale, per_scale, run_var_scales, sample_from_logits,
-                                        start_var_sampling)
-    from ardistill.teachers.base import merge_sampling
-
-    T, vae = teacher.transformer, teacher.vae
-    patch_nums = T.patch_nums
-    SN = len(patch_nums)
-    if not 1 <= skip <= SN:
-        raise BadArgumentError(f"skip must be in 1..{SN} (the number of scales), got {skip}")
-    s = merge_sampling(teacher.default_sampling, **{k: v for k, v in sampling.items() if v is not None})
-    top_ks, temps = per_scale(s.top_k, SN, "top_k"), per_scale(s.temperature, SN, "temperature")
+def skip_sample(teacher, labels: torch.Tensor, *, skip: int, marginals: TokenMarginals | None = None,
+                seed: int | None = None, **sampling) -> torch.Tensor:
+    """skip-k: the teacher's step sampler runs its first S − k AR steps (seeded with `seed`); the last k steps come
+    from the run's one-pass finish where the step sampler has one (VAR), else from the class-conditional `marginals`
+    (drawn from a CPU generator seeded with seed + 1). Returns tokens [B, L] int64."""
+    S = teacher.num_steps
+    if isinstance(skip, bool) or int(skip) != skip or not 1 <= skip <= S:
+        raise BadArgumentError(f"skip must be in 1..{S} (the number of AR steps), got {skip}")
+    one_pass = "one_pass_finish" in teacher.step_features
+    if not one_pass and marginals is None:
+        raise BadArgumentError(f"skip-{skip} on {teacher.name} draws the skipped tokens from marginals; none were given")
     labels = labels.to(teacher.device).long()
-    B, Cvae = labels.shape[0], vae.quantize.Cvae
-    try:
-        with autocast(teacher.device, getattr(teacher, "dtype", torch.float32)):
-            state = start_var_sampling(T, vae, labels, seed=seed)
-            run_var_scales(T, vae, state, cfg=float(s.cfg), top_k=s.top_k, top_p=float(s.top_p), temperature=s.temperature,
-                           stop_scale=SN - skip, options=getattr(teacher, "options", None))
-    finally:
-        T.clear_kv_cache()
-    feats = list(state.next_features)  # the exact inputs of scales 1 … SN − skip
-    for si in range(len(feats) + 1, SN):
-        pn = patch_nums[si]
-        feats.append(torch.nn.functional.interpolate(state.f_hat, size=(pn, pn), mode="area").view(B, Cvae, -1).transpose(1, 2))
-    x = torch.cat(feats, dim=1)  # [B, L − 1, Cvae]
-    null = torch.full_like(labels, T.num_classes)
-    logits = T(torch.cat([labels, null]), torch.cat([x, x]))  # [2B, L, V]: one forward of both CFG halves
-    tokens = list(state.tokens)
-    begin = sum(p * p for p in patch_nums[: SN - skip])
-    for si in range(SN - skip, SN):
-        n = patch_nums[si] ** 2
-        lg = apply_cfg(logits[:, begin : begin + n], guidance_at_scale(float(s.cfg), si, SN))
-        tokens.append(sample_from_logits(lg, top_k=int(top_ks[si]), top_p=float(s.top_p), temperature=temps[si],
-                                         generator=state.generator))
-        begin += n
-    return torch.cat(tokens, dim=1)
-
-
-@torch.no_grad()
-def llamagen_skip_sample(teacher, labels: torch.Tensor, marginals: TokenMarginals, *, skip: int,
-                         seed: int | None = None, **sampling) -> torch.Tensor:
-    """LlamaGen skip-k: L − k decoded tokens, the last k from the class-conditional marginals → [B, L] int64."""
-    from ardistill.sampling.llamagen import run_llamagen_steps, start_llamagen_sampling
-    from ardistill.teachers.base import merge_sampling
-
-    gpt = teacher.gpt
-    L = gpt.config.block_size
-    if not 1 <= skip <= L:
-        raise BadArgumentError(f"skip must be in 1..{L} (the number of tokens), got {skip}")
-    labels = labels.to(teacher.device).long()
-    if skip == L:
+    if not one_pass and skip == S:
         return marginals.sample(labels, generator=_cpu_generator(seed))
-    s = merge_sampling(teacher.default_sampling, **{k: v for k, v in sampling.items() if v is not None})
-    kw = dict(temperature=float(s.temperature), top_k=int(s.top_k), top_p=1.0 if s.top_p in (0.0, 1.0) else float(s.top_p))
-    try:
-        state = start_llamagen_sampling(gpt, labels, cfg=float(s.cfg), seed=seed, **kw)
-        run_llamagen_steps(gpt, state, stop=L - skip, options=getattr(teacher, "options", None), **kw)
-    finally:
-        gpt.clear_caches()
-    rest = marginals.sample(labels, range(L - skip, L), generator=_cpu_generator(None if seed is None else seed + 1))
-    return torch.cat([state.all_tokens(), rest], dim=1)
+    overrides = {k: v for k, v in sampling.items() if v is not None}
+    with teacher.start_steps(labels, seed=seed, stop=S - skip, **overrides) as run:
+        run.run(stop=S - skip)
+        if one_pass:
+            return run.finish_in_one_pass()
+        first = run.tokens()
+    rest = marginals.sample(labels, range(first.shape[1], teacher.tokens_per_image),
+                            generator=_cpu_generator(None if seed is None else seed + 1))
+    return torch.cat([first, rest], dim=1)
 
 
-__all__ = ["MIN_SAMPLES_PER_CLASS", "TooFewSamplesError", "TokenMarginals", "var_skip_sample", "llamagen_skip_sample"]
+__all__ = ["MIN_SAMPLES_PER_CLASS", "TooFewSamplesError", "TokenMarginals", "skip_sample"]

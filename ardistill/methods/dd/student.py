@@ -18,7 +18,7 @@ from ardistill.configs import config_from_dict, config_to_dict
 from ardistill.errors import ArdistillError, BadArgumentError
 from ardistill.models.dd.config import DDStudentConfig
 from ardistill.sampling.fast import autocast, cast_matrices_, parse_dtype
-from ardistill.teachers.base import check_labels, merge_sampling
+from ardistill.teachers.base import check_labels
 
 STUDENT_WEIGHTS = "student.safetensors"
 STUDENT_CARD = "student.json"
@@ -33,7 +33,7 @@ def nearest_codes(x: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
 
 def teacher_architecture(teacher):
     """The transformer config of a teacher (VARConfig / GPTConfig)."""
-    return teacher.transformer.config if teacher.family == "var" else teacher.gpt.config
+    return teacher.network.config
 
 
 class Student:
@@ -68,7 +68,7 @@ class Student:
         return self.codebook.shape[1]
 
     def data_tokens(self, t: int) -> int:
-        return self.model.data_tokens[t] if self.config.family == "var" else int(t)
+        return self.model.data_tokens[t]
 
     def schedule(self, steps: int) -> list[int]:
         """Split points of a `steps`-step run: [0] or [0, t_list[1]]."""
@@ -146,40 +146,12 @@ class Student:
         return x if return_embeddings else out
 
     def _teacher_continue(self, labels, prefix, start: int, stop: int, seed, overrides: dict) -> torch.Tensor:
-        """The teacher's tokens of AR steps [0, stop) with steps < start forced to `prefix`: [B, data_tokens(stop)]."""
-        s = merge_sampling(self.teacher.default_sampling, **overrides)
-        if self.config.family == "llamagen":
-            from ardistill.sampling.llamagen import run_llamagen_steps, start_llamagen_sampling
-
-            gpt = self.teacher.gpt
-            top_p = 1.0 if s.top_p in (0.0, 1.0) else float(s.top_p)
-            kw = dict(temperature=float(s.temperature), top_k=int(s.top_k), top_p=top_p)
-            if stop == 0:
-                return labels.new_zeros(labels.shape[0], 0)
-            try:
-                state = start_llamagen_sampling(gpt, labels, cfg=float(s.cfg), seed=seed, prefix=prefix, **kw)
-                run_llamagen_steps(gpt, state, stop=stop, options=getattr(self.teacher, "options", None), **kw)
-            finally:
-                gpt.clear_caches()
-            return state.all_tokens()[:, :stop]
-        from ardistill.sampling.var import run_var_scales, start_var_sampling
-
-        tr, vae = self.teacher.transformer, self.teacher.vae
-        state = start_var_sampling(tr, vae, labels, seed=seed)
-
-        def choose(logits: torch.Tensor, si: int, positions: range) -> torch.Tensor:
-            if si < start:  # the student's tokens (the draw of the teacher is not used)
-                return prefix[:, positions.start:positions.stop]
-            probs = logits.float().softmax(-1)
-            return torch.multinomial(probs.view(-1, probs.shape[-1]), 1, generator=state.generator).view(probs.shape[:2])
-
-        try:
-            with autocast(self.teacher.device, getattr(self.teacher, "dtype", torch.float32)):
-                run_var_scales(tr, vae, state, cfg=float(s.cfg), top_k=s.top_k, top_p=float(s.top_p), temperature=s.temperature,
-                               stop_scale=stop, choose_tokens=choose, options=getattr(self.teacher, "options", None))
-        finally:
-            tr.clear_kv_cache()
-        return state.all_tokens() if state.tokens else labels.new_zeros(labels.shape[0], 0)
+        """The teacher's tokens of AR steps [0, stop) with steps < start given by `prefix` (read in the teacher's
+        prefill; its own draws start at step `start`, from a generator seeded with `seed`): [B, data_tokens(stop)]."""
+        if stop == 0:
+            return labels.new_zeros(labels.shape[0], 0)
+        with self.teacher.start_steps(labels, seed=seed, prefix=prefix, stop=stop, **overrides) as run:
+            return run.run(stop=stop)
 
     # ------------------------------------------------------------------------------------------------- saving
     def save(self, out_dir: str | os.PathLike, extra: dict | None = None) -> Path:

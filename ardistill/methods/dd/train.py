@@ -110,12 +110,7 @@ def new_student_model(teacher, *, seed: int):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_student(teacher.family, teacher_architecture(teacher), device=teacher.device)
-        g = torch.Generator(device=teacher.device).manual_seed(seed)
-        if teacher.family == "llamagen":
-            model.init_weights(g)
-            model.init_from_teacher(teacher.gpt, g)
-        else:
-            model.init_from_teacher(teacher.transformer, g)
+        model.initialise_from_teacher(teacher.network, torch.Generator(device=teacher.device).manual_seed(seed))
     return model
 
 
@@ -125,23 +120,32 @@ def is_toy_teacher(teacher) -> bool:
     return any(s.name == teacher.name and s.builtin for s in list_models())
 
 
-def toy_eval_fn(teacher, config: DDStudentConfig, *, num: int, seed: int):
-    """(model, step) → {"fid", "class_acc"} of `num` 1-step samples (decoded continuous outputs, as the release),
-    classes cycled; against the procedural world's held-out images with the shipped evaluator."""
-    from ardistill.eval import load_evaluator, toy_fidelity_metrics
+def student_generator(student: Student, *, steps: int = 1):
+    """The student's `steps`-step sampler and the teacher's tokenizer as an evaluation-protocol generator: the same
+    callables as the benchmark's `dd-{steps}step` method (tokens → `teacher.decode`)."""
+    from ardistill.eval.protocol import GeneratorFns
 
-    labels = torch.arange(num) % teacher.num_classes
+    return GeneratorFns(lambda labels, seed: student.sample(labels, steps=steps, seed=seed), student.teacher.decode)
+
+
+def toy_eval_fn(teacher, config: DDStudentConfig, *, num: int, seed: int):
+    """(model, step) → {"fid", "class_acc", "kid_mean", "precision", "recall"} of `num` 1-step samples through the
+    evaluation protocol (`ardistill.eval.protocol.toy_quality`: class-balanced labels, chunks of 16 seeded
+    `seed · 1_000_003 + chunk`, against the procedural world's held-out images with the shipped evaluator): the numbers
+    `ardistill bench --student DIR --dd-steps 1 --fid --num-samples num --seed seed` gives for the saved student.
+    Runs in this process only (the shared loop evaluates on rank 0)."""
+    from ardistill.eval.protocol import toy_quality
+
+    if num < 2 or seed < 0:  # refused before training, not at its first evaluation
+        raise ArdistillError(f"eval.num must be ≥ 2 and eval.seed ≥ 0, got {num} and {seed}")
 
     def run(model, step: int) -> dict:
         student = Student(model, teacher, config)
-        images = []
-        for b in range(0, num, 64):
-            e = student.sample(labels[b:b + 64], seed=seed + b, return_embeddings=True)
-            images.append(teacher.decode_embeddings(e).float().cpu())
+        q = toy_quality(student_generator(student), num, seed=seed, image_size=teacher.image_size,
+                        num_classes=teacher.num_classes, device=teacher.device, across_ranks=False)
         model.train()
-        images = torch.cat(images)
-        fid = toy_fidelity_metrics(images, fid=True, kid=False, prc=False, isc=False)["fid"]
-        return {"fid": fid, "class_acc": load_evaluator().accuracy(images, labels)}
+        return {"fid": q["fid"], "class_acc": q["class_accuracy"], "kid_mean": q["kid_mean"], "precision": q["precision"],
+                "recall": q["recall"]}
 
     return run
 
@@ -153,7 +157,7 @@ def train_student(teacher, trajectories, settings: DDTrainSettings, train_cfg: T
     meta = trajectories.meta
     if meta.get("teacher") != teacher.name or int(meta.get("tokens_per_image", -1)) != teacher.tokens_per_image:
         raise ArdistillError(f"trajectories were made by {meta.get('teacher')!r}, not by teacher {teacher.name!r}")
-    max_t = len(teacher.patch_nums) - 1 if teacher.family == "var" else teacher.tokens_per_image - 1
+    max_t = teacher.num_steps - 1
     if not settings.t_list or settings.t_list[0] != 0 or any(not 0 <= t <= max_t for t in settings.t_list):
         raise ArdistillError(f"t_list must start with 0 and lie in [0, {max_t}], got {list(settings.t_list)}")
     if not max(settings.t_list) <= settings.split <= max_t + 1:
@@ -163,8 +167,7 @@ def train_student(teacher, trajectories, settings: DDTrainSettings, train_cfg: T
         raise ArdistillError(f"position_weighting must be one of {', '.join(POSITION_WEIGHTINGS)}, got {settings.position_weighting!r}")
     config = DDStudentConfig(family=teacher.family, teacher=teacher.name, t_list=tuple(settings.t_list), split=int(settings.split))
     model = new_student_model(teacher, seed=train_cfg.seed)
-    counts = model.data_tokens if teacher.family == "var" else list(range(teacher.tokens_per_image + 1))
-    data_counts = torch.tensor(counts, device=teacher.device)
+    data_counts = torch.tensor(model.data_tokens, device=teacher.device)
     weights = position_weights(data_counts, settings.position_weighting)
     codebook = teacher.codebook.detach().float()
     batches = TrajectoryBatches(trajectories.load_all(), meta, batch_size=settings.batch_size, grad_accum=train_cfg.grad_accum,
@@ -187,4 +190,5 @@ def train_student(teacher, trajectories, settings: DDTrainSettings, train_cfg: T
     return student, result
 
 
-__all__ = ["DDTrainSettings", "TrajectoryBatches", "dd_loss", "position_weights", "new_student_model", "train_student", "toy_eval_fn"]
+__all__ = ["DDTrainSettings", "TrajectoryBatches", "dd_loss", "position_weights", "new_student_model", "train_student", "toy_eval_fn",
+           "student_generator"]

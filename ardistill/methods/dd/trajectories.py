@@ -31,38 +31,17 @@ from ardistill.errors import BadArgumentError
 from ardistill.io import sha256_tensors
 from ardistill.methods.dd.flow import FlowMapConfig, flow_map_tokens
 from ardistill.methods.dd.noise import trajectory_labels, trajectory_noise
-from ardistill.sampling.fast import autocast
 from ardistill.shards import ShardedDataset
-from ardistill.teachers.base import check_sampling, merge_sampling
 
 DATASET_KIND = "dd-trajectories"
 DATASET_VERSION = 1
 
 
 # ------------------------------------------------------------------------------------------------------ settings
-def resolve_sampling(teacher, *, cfg=None, top_k=None, top_p=None, temperature=None, cfg_interval=None) -> dict:
-    """The teacher's sampling settings with overrides, validated, as recorded in meta.json.
-
-    VAR: {cfg, top_k, top_p, temperature} (top_k / temperature per scale allowed). LlamaGen: scalars plus
-    cfg_interval (−1 = guidance at every step); top_p 0 means off and is recorded as 1.0 (the official 'off').
-    """
-    s = merge_sampling(teacher.default_sampling, cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature)
-    if teacher.family == "var":
-        check_sampling(s, vocab_size=teacher.vocab_size, steps=teacher.num_scales)
-        if cfg_interval not in (None, -1):
-            raise BadArgumentError("cfg_interval is a LlamaGen setting; VAR ramps its guidance over the scales")
-        return s.to_dict()
-    if teacher.family == "llamagen":
-        for name in ("top_k", "temperature"):
-            if not isinstance(getattr(s, name), (int, float)):
-                raise BadArgumentError(f"{name} must be one value for LlamaGen (per-step lists are a VAR feature)")
-        check_sampling(s, vocab_size=teacher.vocab_size, steps=1)
-        interval = -1 if cfg_interval is None else cfg_interval
-        if int(interval) != interval or interval < -1:
-            raise BadArgumentError(f"cfg_interval must be an integer ≥ -1 (-1 = guidance at every step), got {interval}")
-        return {"cfg": float(s.cfg), "top_k": int(s.top_k), "top_p": 1.0 if s.top_p in (0.0, 1.0) else float(s.top_p),
-                "temperature": float(s.temperature), "cfg_interval": int(interval)}
-    raise BadArgumentError(f"trajectories support the var and llamagen families, not {teacher.family!r}")
+def resolve_sampling(teacher, **overrides) -> dict:
+    """The teacher's sampling settings with overrides (cfg, top_k, top_p, temperature, cfg_interval), validated by the
+    teacher, as recorded in meta.json."""
+    return teacher.resolve_sampling(**overrides)
 
 
 def teacher_weight_hash(teacher) -> str:
@@ -132,34 +111,11 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _autocast(teacher):
-    return autocast(teacher.device, getattr(teacher, "dtype", torch.float32))
-
-
 @torch.no_grad()
 def teacher_flow_tokens(teacher, labels: torch.Tensor, noise: torch.Tensor, sampling: dict, chooser) -> torch.Tensor:
-    """Run the teacher's sampler with `chooser` as its token choice: labels [B], noise [B, L, C] → tokens [B, L]."""
-    if teacher.family == "var":
-        from ardistill.sampling.var import run_var_scales, start_var_sampling
-
-        try:
-            with _autocast(teacher):
-                state = start_var_sampling(teacher.transformer, teacher.vae, labels)
-                run_var_scales(teacher.transformer, teacher.vae, state, cfg=float(sampling["cfg"]), top_k=sampling["top_k"],
-                               top_p=float(sampling["top_p"]), temperature=sampling["temperature"], choose_tokens=chooser,
-                               options=getattr(teacher, "options", None))
-        finally:
-            teacher.transformer.clear_kv_cache()
-        return state.all_tokens()
-    from ardistill.sampling.llamagen import run_llamagen_steps, start_llamagen_sampling
-
-    kw = dict(temperature=sampling["temperature"], top_k=sampling["top_k"], top_p=sampling["top_p"], choose_tokens=chooser)
-    try:
-        state = start_llamagen_sampling(teacher.gpt, labels, cfg=sampling["cfg"], cfg_interval=sampling["cfg_interval"], **kw)
-        run_llamagen_steps(teacher.gpt, state, options=getattr(teacher, "options", None), **kw)
-    finally:
-        teacher.gpt.clear_caches()
-    return state.all_tokens()
+    """Run the teacher's step sampler with `chooser` as its token choice: labels [B], noise [B, L, C] → tokens [B, L]."""
+    with teacher.start_steps(labels, **sampling) as run:
+        return run.run(choose=chooser)
 
 
 # ------------------------------------------------------------------------------------------------------ datasets

@@ -33,6 +33,8 @@ class LlamaGenStudent(nn.Module):
         self.config = cfg = student_gpt_config(teacher_config)
         self.cls_token_num = cfg.cls_token_num
         self.tokens_per_image = cfg.block_size
+        # data_tokens[t]: tokens given as data at split point t (t AR steps = t tokens), as VARStudent.data_tokens.
+        self.data_tokens = list(range(self.tokens_per_image + 1))
         self.code_dim = cfg.vq.codebook_embed_dim
         self.cls_embedding = LabelEmbedder(cfg.num_classes, cfg.dim, 0.0)
         self.cls_embedding.embedding_table = nn.Embedding(cfg.num_classes + 1, cfg.dim)  # always 1001 rows in dd.py
@@ -70,6 +72,12 @@ class LlamaGenStudent(nn.Module):
         logits = self.output(self.norm(h)).float()[:, self.cls_token_num:]
         cont = self.final_layer_conti(h, cond[:, 0]).float()[:, self.cls_token_num:]
         return cont, logits
+
+    @torch.no_grad()
+    def initialise_from_teacher(self, teacher: LlamaGenGPT, generator: torch.Generator | None = None) -> "LlamaGenStudent":
+        """A new student's full initialisation: fresh weights from `generator`, then the teacher's copied in."""
+        self.init_weights(generator)
+        return self.init_from_teacher(teacher, generator)
 
     @torch.no_grad()
     def init_from_teacher(self, teacher: LlamaGenGPT, generator: torch.Generator | None = None) -> "LlamaGenStudent":

@@ -111,6 +111,11 @@ class VARStudent(VARTransformer):
 
     # ------------------------------------------------------------------------------------------------ init
     @torch.no_grad()
+    def initialise_from_teacher(self, teacher: VARTransformer, generator: torch.Generator | None = None) -> "VARStudent":
+        """A new student's full initialisation (the constructor's fresh weights, then the teacher's copied in)."""
+        return self.init_from_teacher(teacher, generator)
+
+    @torch.no_grad()
     def init_from_teacher(self, teacher: VARTransformer, generator: torch.Generator | None = None) -> "VARStudent":
         """Copy the teacher (word/class/start embeddings, blocks, heads); remap level and position tables to make room
         for the extra scale (teacher level/position 0 → 0, 1.. → 2..; new row 1 trunc-normal). The release

@@ -285,15 +285,18 @@ class VARTransformer(nn.Module):
         return self.get_logits(x.float(), cond)
 
     # -------------------------------------------------------------------------------------- cached inference
-    def setup_kv_cache(self, batch: int, dtype: torch.dtype | None = None, device: torch.device | None = None) -> None:
-        """Allocate per-block k/v caches [batch, H, L, 64] (reused when the shape, dtype and device already match)."""
+    def setup_kv_cache(self, batch: int, dtype: torch.dtype | None = None, device: torch.device | None = None,
+                       length: int | None = None) -> None:
+        """Allocate per-block k/v caches [batch, H, length, 64] (default length: all L positions; a run that stops
+        early asks for fewer), reused when the shape, dtype and device already match."""
         p = self.head.weight
         dtype, device = dtype or p.dtype, device or p.device
+        length = self.config.seq_len if length is None else int(length)
         for b in self.blocks:
             a = b.attn
             c = a.kv_cache
-            if c is None or c.k.shape[0] != batch or c.k.dtype != dtype or c.k.device != device:
-                a.kv_cache = KVCache(batch, a.heads, self.config.seq_len, a.head_dim, dtype, device)
+            if c is None or tuple(c.k.shape[:3:2]) != (batch, length) or c.k.dtype != dtype or c.k.device != device:
+                a.kv_cache = KVCache(batch, a.heads, length, a.head_dim, dtype, device)
 
     def clear_kv_cache(self) -> None:
         for b in self.blocks:

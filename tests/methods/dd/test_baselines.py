@@ -6,7 +6,7 @@ import torch
 
 from ardistill.bench.methods import build_methods, measure_counts
 from ardistill.errors import BadArgumentError
-from ardistill.methods.dd.baselines import TokenMarginals, llamagen_skip_sample, var_skip_sample
+from ardistill.methods.dd.baselines import TokenMarginals, skip_sample
 from ardistill.teachers.base import SamplingSettings
 from trajectory_teachers import tiny_llamagen_teacher
 from trajectory_teachers import tiny_var_teacher as _tiny_var_teacher
@@ -39,16 +39,16 @@ def test_var_skip_keeps_the_teachers_first_scales_and_makes_the_rest_in_one_pass
     ref = teacher.sample(labels, seed=5)
     splits = [1, 4, 9, 16]
     for skip in (1, 2, 4):
-        out = var_skip_sample(teacher, labels, skip=skip, seed=5)
+        out = skip_sample(teacher, labels, skip=skip, seed=5)
         assert out.shape == ref.shape and out.dtype == torch.long
         kept = sum(splits[: 4 - skip])
         assert torch.equal(out[:, :kept], ref[:, :kept])  # same generator stream up to the cut
-        assert torch.equal(out, var_skip_sample(teacher, labels, skip=skip, seed=5))
+        assert torch.equal(out, skip_sample(teacher, labels, skip=skip, seed=5))
     # skip-1: the last scale's input is exact, so only the (batched vs cached) arithmetic differs from the teacher.
-    out = var_skip_sample(teacher, labels, skip=1, seed=5)
+    out = skip_sample(teacher, labels, skip=1, seed=5)
     assert (out == ref).float().mean() > 0.95
     with pytest.raises(BadArgumentError, match="skip"):
-        var_skip_sample(teacher, labels, skip=5, seed=0)
+        skip_sample(teacher, labels, skip=5, seed=0)
 
 
 def test_llamagen_skip_decodes_a_prefix_then_draws_the_rest_from_marginals():
@@ -56,11 +56,11 @@ def test_llamagen_skip_decodes_a_prefix_then_draws_the_rest_from_marginals():
     labels = torch.arange(10)
     ref = teacher.sample(labels, seed=3)
     m = TokenMarginals.from_tokens(ref, labels, num_classes=10, vocab_size=64)
-    out = llamagen_skip_sample(teacher, labels, m, skip=6, seed=3)
+    out = skip_sample(teacher, labels, marginals=m, skip=6, seed=3)
     assert torch.equal(out[:, :10], ref[:, :10])
     # One sample per class: the marginals are point masses on that sample's tokens.
     assert torch.equal(out[:, 10:], ref[:, 10:])
-    assert torch.equal(llamagen_skip_sample(teacher, labels, m, skip=16, seed=0), ref)
+    assert torch.equal(skip_sample(teacher, labels, marginals=m, skip=16, seed=0), ref)
 
 
 @pytest.mark.parametrize("family", ["var", "llamagen"])

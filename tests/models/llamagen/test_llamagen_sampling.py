@@ -97,10 +97,10 @@ def test_sampled_distribution_follows_guided_probabilities(tiny_teacher):
         logits = apply_cfg(gpt.forward_cached(torch.arange(1), labels=torch.tensor([6, 10])), 2.0)
     gpt.clear_caches()
     probs = torch.softmax(logits[0, -1] / 0.8, dim=-1).double()
-    from ardistill.sampling.llamagen import start_llamagen_sampling
+    from ardistill.sampling.llamagen import LlamaGenStepRun
 
-    first = start_llamagen_sampling(gpt, labels, cfg=2.0, temperature=0.8, seed=5).all_tokens()[:, 0]
-    gpt.clear_caches()
+    with LlamaGenStepRun(gpt, labels, cfg=2.0, temperature=0.8, seed=5) as run:
+        first = run.advance()[:, 0]
     counts = torch.bincount(first, minlength=64).double()
     expected = probs * labels.numel()
     keep = expected > 5
@@ -110,28 +110,27 @@ def test_sampled_distribution_follows_guided_probabilities(tiny_teacher):
 
 
 def test_prefix_is_fed_in_the_prefill_and_continued(tiny_teacher):
-    from ardistill.sampling.llamagen import run_llamagen_steps, start_llamagen_sampling
+    from ardistill.sampling.llamagen import LlamaGenStepRun
 
     gpt = tiny_teacher.gpt
     labels = torch.tensor([2, 5])
     prefix = torch.tensor([[1, 2, 3, 4, 5], [9, 8, 7, 6, 5]])
     kw = dict(temperature=1.0, top_k=0, top_p=1.0)
-    state = start_llamagen_sampling(gpt, labels, cfg=2.5, seed=4, prefix=prefix, **kw)
-    got = run_llamagen_steps(gpt, state, **kw).all_tokens()
-    gpt.clear_caches()
+    with LlamaGenStepRun(gpt, labels, cfg=2.5, seed=4, prefix=prefix, **kw) as run:
+        assert run.step == 5
+        got = run.run()
     with torch.no_grad():
         want = _reference_stream(gpt, labels, cfg=2.5, cfg_interval=-1, seed=4, prefix=prefix, **kw)
     assert got.shape == (2, 16) and torch.equal(got[:, :5], prefix) and torch.equal(got, want)
 
 
 def test_stop_early_then_continue_is_one_stream(tiny_teacher):
-    from ardistill.sampling.llamagen import run_llamagen_steps, start_llamagen_sampling
+    from ardistill.sampling.llamagen import LlamaGenStepRun
 
     gpt = tiny_teacher.gpt
     labels = torch.tensor([2, 5])
-    state = start_llamagen_sampling(gpt, labels, cfg=2.0, seed=9)
-    run_llamagen_steps(gpt, state, stop=7)
-    assert state.num_tokens == 7
-    run_llamagen_steps(gpt, state)
-    gpt.clear_caches()
-    assert torch.equal(state.all_tokens(), sample_llamagen(gpt, labels, cfg=2.0, seed=9))
+    with LlamaGenStepRun(gpt, labels, cfg=2.0, seed=9) as run:
+        run.run(stop=7)
+        assert run.step == 7 and run.tokens().shape == (2, 7)
+        tokens = run.run()
+    assert torch.equal(tokens, sample_llamagen(gpt, labels, cfg=2.0, seed=9))
