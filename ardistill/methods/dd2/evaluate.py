@@ -1,44 +1,41 @@
-"""Toy-FID and class accuracy of DD2 samples on the procedural world, family-generic (through a family adapter).
+"""Toy-FID and class accuracy of DD2 samples, through the project's one evaluation protocol (`ardistill.eval.protocol`,
+docs/evaluation.md: balanced labels, chunks of 16 with seed·1_000_003 + chunk seeds, the first `num` held-out real
+images, the shipped evaluator), family-generic (through a family adapter).
 
 A DD2 sample is continuous `[B, L, C]` (network space); it is decoded two ways (spec §2): as it is
-(`family.decode_continuous`) and from its nearest codes (`family.decode_nearest`). Labels are class-balanced
-(index % classes) and batch b's noise comes from a CPU generator seeded with seed·1_000_003 + b, so a number is a
-function of (seed, num, batch size). Images `[N, 3, H, W]` in [0, 1]; toy-FID against the held-out real images of the
-shipped evaluator (`ardistill.eval.toy_fidelity_metrics`), as the teacher's own toy-FID is measured.
+(`family.decode_continuous`) and from its nearest codes (`family.decode_nearest`). Both decodings score the same
+samples: each chunk is generated once, from a CPU generator seeded with the protocol's chunk seed, and kept for the
+second decoding. Images `[N, 3, H, W]` in [0, 1].
 """
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import torch
 
-from ardistill.eval import load_evaluator, toy_fidelity_metrics
+from ardistill.eval.protocol import GeneratorFns, toy_quality
 
 # (labels [B], CPU generator) → continuous samples [B, L, C]
 SampleFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 @torch.no_grad()
-def evaluate_samples(family, sample: SampleFn, *, num: int = 1000, seed: int = 0, batch_size: int = 100) -> dict:
-    """{"continuous": {"fid", "class_acc"}, "nearest": {...}, "seconds_sampling"} for `num` samples."""
-    labels = torch.arange(num) % family.num_classes
-    cont, near = [], []
-    seconds = 0.0
-    for start in range(0, num, batch_size):
-        lab = labels[start:start + batch_size]
-        g = torch.Generator().manual_seed(seed * 1_000_003 + start)
-        t0 = time.perf_counter()
-        q = sample(lab.to(family.device), g)
-        seconds += time.perf_counter() - t0
-        cont.append(family.decode_continuous(q).float().cpu())
-        near.append(family.decode_nearest(q).float().cpu())
-    out = {"seconds_sampling": seconds, "num": num}
-    evaluator = load_evaluator()
-    for name, images in (("continuous", torch.cat(cont)), ("nearest", torch.cat(near))):
-        fid = toy_fidelity_metrics(images, fid=True, kid=False, prc=False, isc=False)["fid"]
-        out[name] = {"fid": float(fid), "class_acc": float(evaluator.accuracy(images, labels))}
+def evaluate_samples(family, sample: SampleFn, *, num: int = 1000, seed: int = 0) -> dict:
+    """{"continuous": {"fid", "class_acc"}, "nearest": {...}, "seconds_sampling", "num"} for `num` samples."""
+    made: dict[int, torch.Tensor] = {}
+
+    def generate(labels: torch.Tensor, chunk_seed: int) -> torch.Tensor:
+        if chunk_seed not in made:
+            made[chunk_seed] = sample(labels.to(family.device), torch.Generator().manual_seed(chunk_seed))
+        return made[chunk_seed]
+
+    out: dict = {"num": num}
+    for name, decode in (("continuous", family.decode_continuous), ("nearest", family.decode_nearest)):
+        r = toy_quality(GeneratorFns(generate, decode), num, seed=seed, image_size=family.teacher.image_size,
+                        num_classes=family.num_classes, device=family.device, across_ranks=False)
+        out[name] = {"fid": float(r["fid"]), "class_acc": float(r["class_accuracy"])}
+        out.setdefault("seconds_sampling", r["generation_seconds"])
     return out
 
 

@@ -1,8 +1,8 @@
 """DD2's VAR adapter: everything the family-generic DD2 code (GTS tuning, the alternating trainer, evaluation) needs
 from a loaded VAR teacher, behind one small object (`VARFamily`), so methods/dd2 never branches on the family.
 
-- the teacher's per-position **sampling distribution** on a token prefix (teacher-forced, CFG ramp, top-k / top-p,
-  temperature exactly as the reference sampler draws; `sampling_probs`), and the `TeacherProbs` callable that reads
+- the teacher's per-position **sampling distribution** on a token prefix (`teacher.sampling_probs`: teacher-forced,
+  CFG ramp, top-k / top-p, temperature exactly as the reference sampler draws), and the `TeacherProbs` callable that reads
   the nearest codes of a continuous prefix (`teacher_probs`);
 - network space: code vectors × `code_scale` (see `ardistill.models.dd2.var`), the scaled codebook, nearest codes;
 - the DD2 networks built from the teacher (`new_network`), the GTS-tuned model as a sampler (`euler_sample`: 10 Euler
@@ -17,8 +17,6 @@ from __future__ import annotations
 import torch
 
 from ardistill.models.dd2.var import VARDD2Net, VARGenerator, VARGuidanceNet, as_role
-from ardistill.sampling.var import apply_cfg, guidance_at_scale, per_scale, sampling_logits
-from ardistill.teachers.base import check_sampling, merge_sampling
 
 
 class VARFamily:
@@ -35,8 +33,8 @@ class VARFamily:
     def __init__(self, teacher, *, code_scale: float | None = None, cfg: float | None = None, top_k=None,
                  top_p: float | None = None, temperature=None):
         self.teacher = teacher
-        self.settings = merge_sampling(teacher.default_sampling, cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature)
-        check_sampling(self.settings, vocab_size=teacher.vocab_size, steps=teacher.num_scales)
+        # {cfg, top_k, top_p, temperature}: the teacher's defaults with these overrides, validated by the teacher
+        self.settings = teacher.resolve_sampling(cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature)
         raw = teacher.codebook.detach().float()
         self.code_scale = float(code_scale) if code_scale is not None else float(1.0 / raw.std())
         self.codebook = raw * self.code_scale  # [V, C] network space
@@ -58,27 +56,11 @@ class VARFamily:
         return d.argmin(-1).view(B, L)
 
     # ------------------------------------------------------------------------------------ teacher's conditionals
-    @torch.no_grad()
     def sampling_probs(self, labels: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """The teacher-forced per-position distribution the reference sampler draws from, `[B, L, V]` fp32: one pass
-        over [labels; null class] (CFG halves), the per-scale guidance ramp (1 + t)·cond − t·uncond with
-        t = cfg·si/(SN − 1), then top-k / top-p filtering and temperature as `ardistill.sampling.var` applies them.
-        Row i depends on the tokens of earlier scales only."""
-        t = self.teacher
-        tokens = tokens.to(t.device)
-        labels = labels.to(t.device)
-        x = t.vae.quantize.idx_to_var_input(t.split_scales(tokens))
-        both = torch.cat((labels, torch.full_like(labels, t.num_classes)))
-        with t._autocast():
-            logits = t.transformer(both, x.repeat(2, 1, 1)).float()  # [2B, L, V]
-        s, SN = self.settings, t.num_scales
-        top_ks, temps = per_scale(s.top_k, SN, "top_k"), per_scale(s.temperature, SN, "temperature")
-        out = []
-        for si, (b, e) in enumerate(t.transformer.scale_slices):
-            guided = apply_cfg(logits[:, b:e], guidance_at_scale(float(s.cfg), si, SN))
-            guided = sampling_logits(guided, top_k=int(top_ks[si]), top_p=float(s.top_p), temperature=temps[si])
-            out.append(guided.softmax(dim=-1))
-        return torch.cat(out, dim=1)
+        """The teacher-forced per-position distribution the reference sampler draws from, `[B, L, V]` fp32, at this
+        adapter's settings (`teacher.sampling_probs`: CFG ramp, top-k / top-p, temperature); row i depends on the
+        tokens of earlier scales only."""
+        return self.teacher.sampling_probs(labels.to(self.device), tokens.to(self.device), **self.settings)
 
     def teacher_probs(self, prefix: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """DD2's `TeacherProbs` with labels: the teacher's distribution at every position on the nearest codes of the
@@ -88,15 +70,14 @@ class VARFamily:
     @torch.no_grad()
     def sample_teacher(self, labels: torch.Tensor, seed: int) -> torch.Tensor:
         """Tokens `[B, L]` from the teacher's reference sampler at this adapter's settings."""
-        s = self.settings
-        return self.teacher.sample(labels, cfg=s.cfg, top_k=s.top_k, top_p=s.top_p, temperature=s.temperature, seed=seed)
+        return self.teacher.sample(labels, seed=seed, **self.settings)
 
     # ---------------------------------------------------------------------------------------------- networks
     def new_network(self, *, head_width: int = 256, head_depth: int = 3, seed: int = 0) -> VARDD2Net:
         """A fresh backbone + head (the backbone a copy of the teacher's transformer, the head drawn under `seed`)."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            net = VARDD2Net.from_teacher_parts(self.teacher.transformer, self.teacher.vae.quantize, code_scale=self.code_scale,
+            net = VARDD2Net.from_teacher_parts(self.teacher.network, self.teacher.quantizer, code_scale=self.code_scale,
                                                head_width=head_width, head_depth=head_depth)
         return net.to(self.device)
 

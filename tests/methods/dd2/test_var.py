@@ -10,7 +10,6 @@ from ardistill.methods.dd2 import DD2Config, DD2Trainer, clean_token_prediction,
 from ardistill.methods.dd2.gts import GTSConfig, TeacherPool, gts_loss, gts_targets, train_gts
 from ardistill.methods.dd2.var import VARFamily
 from ardistill.models.dd2.var import VARGenerator, VARGuidanceNet, continuous_next_scale_input
-from ardistill.sampling.var import run_var_scales, start_var_sampling
 
 
 @pytest.fixture(scope="module")
@@ -74,26 +73,22 @@ def test_generator_is_one_forward_pass_reading_only_noise(family, net):
 
 
 def test_sampling_probs_are_what_the_reference_sampler_draws_from(family):
-    """The teacher-forced distribution at every position equals the one the KV-cached reference sampler draws from
-    (CFG ramp, filtering, temperature), at the default settings and with top-k / top-p / temperature on."""
+    """The adapter's teacher-forced distribution at every position equals the one the KV-cached step sampler draws
+    from (CFG ramp, filtering, temperature), at the default settings and with top-k / top-p / temperature on."""
     t = family.teacher
     for settings in ({}, {"top_k": 40, "top_p": 0.9, "temperature": 0.8, "cfg": 1.5}):
         fam = VARFamily(t, **settings) if settings else family
-        s = fam.settings
         labels = torch.tensor([0, 7, 11])
         drawn = {}
 
-        def choose(logits, si, positions, g=torch.Generator().manual_seed(3)):
-            probs = logits.softmax(-1)
-            drawn[si] = probs
-            return torch.multinomial(probs.view(-1, probs.shape[-1]), 1, generator=g).view(probs.shape[:2])
+        def record(logits, index, positions):
+            drawn[index] = logits.softmax(-1)
+            return None  # the official draw
 
-        state = start_var_sampling(t.transformer, t.vae, labels)
-        run_var_scales(t.transformer, t.vae, state, cfg=s.cfg, top_k=s.top_k, top_p=s.top_p, temperature=s.temperature,
-                       choose_tokens=choose)
-        t.transformer.clear_kv_cache()
+        with t.start_steps(labels, seed=3, **fam.settings) as run:
+            tokens = run.run(choose=record)
         expected = torch.cat([drawn[si] for si in range(t.num_scales)], dim=1)
-        got = fam.sampling_probs(labels, state.all_tokens())
+        got = fam.sampling_probs(labels, tokens)
         assert got.shape == (3, t.tokens_per_image, t.vocab_size)
         assert torch.allclose(got, expected, atol=2e-5)
         assert torch.equal(got == 0, expected == 0)  # same support after filtering
