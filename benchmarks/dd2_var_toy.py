@@ -30,7 +30,7 @@ def emit(**row) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("stage", choices=("gts", "euler", "csd"))
+    ap.add_argument("stage", choices=("gts", "euler", "csd", "eval"))
     ap.add_argument("--out", default="/tmp/dd2var")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--pool", type=int, default=1024)
@@ -89,6 +89,14 @@ def main() -> None:
         gen = fam.generator_from(net)
         r = evaluate_samples(fam, one_step_sampler(fam, gen), num=a.eval_num, seed=0)
         emit(stage="generator-at-init", tag=tag, **r)
+        return
+
+    if a.stage == "eval":  # the saved CSD run's EMA generator, through the evaluation protocol
+        gen = fam.generator_from(net)
+        sd = torch.load(out / f"{a.run}-{tag}.pt", weights_only=False)
+        gen.load_state_dict(sd["ema"])
+        r = evaluate_samples(fam, one_step_sampler(fam, gen.eval()), num=a.eval_num, seed=0)
+        emit(stage="eval-ema", tag=tag, run=a.run, step=sd["step"], **r)
         return
 
     # CSD / FCS from the tuned model
