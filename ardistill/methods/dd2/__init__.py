@@ -4,6 +4,10 @@
 - `losses`: the generator's CSD loss, the guidance network's FCS loss, noise-level draws, the progressive EMA rate.
 - `alternating`: the K-guidance-steps-per-generator-step iteration over any generator / guidance / teacher callables.
 - `synthetic`: a known-joint AR teacher and small networks, the method's correctness check (docs/dd2.md).
+- `gts`: the Ground-Truth-Score initialisation (spec §3), family-generic over an adapter.
+- `var`: the VAR adapter (`VARFamily`): the teacher's sampling distribution on a prefix, network space, the networks,
+  the tuned model's Euler sampler, decoding.
+- `evaluate`: toy-FID / class accuracy of continuous samples through the evaluation protocol, decoded both ways.
 """
 
 from ardistill.methods.dd2.alternating import DD2Config, DD2Trainer

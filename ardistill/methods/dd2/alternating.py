@@ -5,6 +5,11 @@ Generic over modules and callables, never model names:
 - `guidance`: an `nn.Module` with the `Guidance` signature of `losses.py`, (x, t, prefix) → x̂0;
 - `teacher_probs`: the `TeacherProbs` callable of `losses.py` (frozen, no parameters trained here).
 
+Class-conditional teachers (`num_classes > 0`): every batch draws its labels `[B]` uniformly from the same random
+stream, and the three callables get them as a last argument — `generator(ε, labels)`, `guidance(x, t, prefix, labels)`,
+`teacher_probs(prefix, labels)`. The guidance network then receives each prefix once (`[B, L, C]`, not the FCS loss's
+m repeats) with x and t of `[m·B, L, ...]` (row r·B + b belongs to prefix b), so its backbone runs once per sample.
+
 All randomness (ε, t, the fresh noise of both losses) is drawn on the CPU from one `torch.Generator` seeded by
 `cfg.seed`, so a run is a function of the seed and the initial weights (bit-identical on CPU). The generator's EMA uses
 the paper's progressive rate min(max, (k + 1)/(k + 10)) (`ardistill.training.loop.EMA` implements exactly that).
@@ -76,18 +81,23 @@ class DD2Trainer:
     Args:
         sequence_shape: (L, C) of one noise / token sequence.
         codebook: `[V, C]` the teacher's code vectors (its device is the training device).
+        num_classes: 0 for an unconditional teacher; else labels are drawn per batch (see the module docstring).
+    Only parameters with `requires_grad` when the trainer is built are optimised (a frozen part stays frozen).
     """
 
     def __init__(self, generator: torch.nn.Module, guidance: torch.nn.Module, teacher_probs: TeacherProbs, codebook: torch.Tensor,
-                 sequence_shape: tuple[int, int], cfg: DD2Config = DD2Config()):
+                 sequence_shape: tuple[int, int], cfg: DD2Config = DD2Config(), *, num_classes: int = 0):
         cfg.validate()
         self.generator, self.guidance, self.teacher_probs, self.codebook = generator, guidance, teacher_probs, codebook
         self.L, self.C = sequence_shape
         self.cfg = cfg
+        self.num_classes = num_classes
         self.device = codebook.device
         self.rng = torch.Generator().manual_seed(cfg.seed)
-        self.opt_generator = torch.optim.Adam(generator.parameters(), lr=cfg.lr_generator, betas=cfg.betas)
-        self.opt_guidance = torch.optim.Adam(guidance.parameters(), lr=cfg.lr_guidance, betas=cfg.betas)
+        self.generator_params = [p for p in generator.parameters() if p.requires_grad]
+        self.guidance_params = [p for p in guidance.parameters() if p.requires_grad]
+        self.opt_generator = torch.optim.Adam(self.generator_params, lr=cfg.lr_generator, betas=cfg.betas)
+        self.opt_guidance = torch.optim.Adam(self.guidance_params, lr=cfg.lr_guidance, betas=cfg.betas)
         self.ema = EMA(generator, cfg.ema_max_rate) if cfg.ema_max_rate > 0 else None
         self.step = 0  # generator updates done
 
@@ -109,34 +119,67 @@ class DD2Trainer:
             for group in opt.param_groups:
                 group["lr"] = lr * scale
 
-    def _apply(self, opt: torch.optim.Optimizer, module: torch.nn.Module, loss: torch.Tensor) -> None:
+    def _apply(self, opt: torch.optim.Optimizer, params: list[torch.nn.Parameter], loss: torch.Tensor) -> None:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(module.parameters(), self.cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
         opt.step()
+
+    def _labels(self, B: int) -> torch.Tensor | None:
+        if not self.num_classes:
+            return None
+        return torch.randint(self.num_classes, (B,), generator=self.rng).to(self.device)
+
+    def _generate(self, noise: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return self.generator(noise) if labels is None else self.generator(noise, labels)
+
+    def _bound(self, labels: torch.Tensor | None):
+        """(teacher_probs, guidance) with the batch's labels bound (the callables themselves when unconditional)."""
+        if labels is None:
+            return self.teacher_probs, self.guidance
+        B = labels.shape[0]
+
+        def teacher_probs(prefix: torch.Tensor) -> torch.Tensor:
+            return self.teacher_probs(prefix, labels)
+
+        def guidance(x: torch.Tensor, t: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
+            if prefix.shape[0] != B:  # the FCS loss's m repeats: rows r·B + b are copies of prefix b
+                unique = prefix[:B]
+                if not torch.equal(prefix, unique.repeat(prefix.shape[0] // B, 1, 1)):
+                    raise ValueError("guidance prefixes are not m repeats of the batch")
+                prefix = unique
+            return self.guidance(x, t, prefix, labels)
+
+        return teacher_probs, guidance
 
     def guidance_update(self) -> dict:
         """One FCS step of ψ on fresh, detached generator samples."""
         B, m = self.cfg.batch_size, self.cfg.noise_draws
+        labels = self._labels(B)
         with torch.no_grad():
-            q = self.generator(self._randn(B, self.L, self.C))
-        loss, metrics = fcs_guidance_loss(self.guidance, q, t=self._t(m * B, self.L), noise=self._randn(m * B, self.L, self.C))
-        self._apply(self.opt_guidance, self.guidance, loss)
+            q = self._generate(self._randn(B, self.L, self.C), labels)
+        _, guidance = self._bound(labels)
+        loss, metrics = fcs_guidance_loss(guidance, q, t=self._t(m * B, self.L), noise=self._randn(m * B, self.L, self.C))
+        self._apply(self.opt_guidance, self.guidance_params, loss)
         return metrics
 
     def generator_update(self) -> dict:
         """One CSD step of G_θ with ψ and the teacher frozen; then the EMA."""
         B = self.cfg.batch_size
-        q = self.generator(self._randn(B, self.L, self.C))
-        self.guidance.requires_grad_(False)
+        labels = self._labels(B)
+        q = self._generate(self._randn(B, self.L, self.C), labels)
+        teacher_probs, guidance = self._bound(labels)
+        for p in self.guidance_params:
+            p.requires_grad_(False)
         try:
-            loss, metrics = csd_generator_loss(q, self.teacher_probs, self.guidance, self.codebook, t=self._t(B, self.L),
+            loss, metrics = csd_generator_loss(q, teacher_probs, guidance, self.codebook, t=self._t(B, self.L),
                                                noise=self._randn(B, self.L, self.C), weighting=self.cfg.weighting,
                                                detach_inputs=self.cfg.detach_inputs)
-            self._apply(self.opt_generator, self.generator, loss)
+            self._apply(self.opt_generator, self.generator_params, loss)
         finally:
-            self.guidance.requires_grad_(True)
+            for p in self.guidance_params:
+                p.requires_grad_(True)
         if self.ema is not None:
             self.ema.update(self.generator, self.step)
         metrics["csd"] = float(loss.detach())
