@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from ardistill.models.dd2.var import VARDD2Net, VARGenerator, VARGuidanceNet, as_role
+from ardistill.models.dd2.net import DD2Generator, DD2Guidance, DD2Net, as_role
+from ardistill.models.dd2.var import var_dd2_net
 
 
 class VARFamily:
@@ -73,30 +74,30 @@ class VARFamily:
         return self.teacher.sample(labels, seed=seed, **self.settings)
 
     # ---------------------------------------------------------------------------------------------- networks
-    def new_network(self, *, head_width: int = 256, head_depth: int = 3, seed: int = 0) -> VARDD2Net:
+    def new_network(self, *, head_width: int = 256, head_depth: int = 3, seed: int = 0) -> DD2Net:
         """A fresh backbone + head (the backbone a copy of the teacher's transformer, the head drawn under `seed`)."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            net = VARDD2Net.from_teacher_parts(self.teacher.network, self.teacher.quantizer, code_scale=self.code_scale,
-                                               head_width=head_width, head_depth=head_depth)
+            net = var_dd2_net(self.teacher.network, self.teacher.quantizer, code_scale=self.code_scale,
+                              head_width=head_width, head_depth=head_depth)
         return net.to(self.device)
 
-    def generator_from(self, net: VARDD2Net) -> VARGenerator:
+    def generator_from(self, net: DD2Net) -> DD2Generator:
         """G_θ initialised from `net` (a copy): forward(noise, labels) → tokens in one pass."""
-        return as_role(net, VARGenerator)
+        return as_role(net, DD2Generator)
 
-    def guidance_from(self, net: VARDD2Net) -> VARGuidanceNet:
+    def guidance_from(self, net: DD2Net) -> DD2Guidance:
         """ψ initialised from `net` (a copy): forward(x, t, prefix, labels) → x̂0."""
-        return as_role(net, VARGuidanceNet)
+        return as_role(net, DD2Guidance)
 
     @torch.no_grad()
-    def euler_sample(self, net: VARDD2Net, labels: torch.Tensor, *, steps: int = 10, generator: torch.Generator | None = None) -> torch.Tensor:
+    def euler_sample(self, net: DD2Net, labels: torch.Tensor, *, steps: int = 10, generator: torch.Generator | None = None) -> torch.Tensor:
         """The tuned model as an AR sampler: per scale, one backbone pass over the tokens so far, then `steps` Euler
         steps of the flow from t = 1 to 0 with the head's velocity (x ← x̂0 + (t'/t)(x − x̂0)). → `[B, L, C]`."""
         B, L, C = labels.shape[0], self.tokens_per_image, self.code_dim
         q = torch.zeros(B, L, C, device=self.device)
         labels = labels.to(self.device)
-        for b, e in net.scale_slices:
+        for b, e in net.step_slices:
             f = net.features(labels, q)[:, b:e]
             x = torch.randn(B, e - b, C, generator=generator).to(self.device)
             for k in range(steps):

@@ -9,7 +9,8 @@ import ardistill
 from ardistill.methods.dd2 import DD2Config, DD2Trainer, clean_token_prediction, log_probs_from_probs
 from ardistill.methods.dd2.gts import GTSConfig, TeacherPool, gts_loss, gts_targets, train_gts
 from ardistill.methods.dd2.var import VARFamily
-from ardistill.models.dd2.var import VARGenerator, VARGuidanceNet, continuous_next_scale_input
+from ardistill.models.dd2.net import DD2Generator, DD2Guidance
+from ardistill.models.dd2.var import continuous_next_scale_input
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def test_network_shapes_and_block_causal_features(family, net):
     f = net.features(labels, prefix)
     assert f.shape == (B, L, net.backbone.width)
     # Changing scale s and later leaves the features of scales ≤ s unchanged, and changes those after s.
-    b, e = net.scale_slices[3]
+    b, e = net.step_slices[3]
     changed = prefix.clone()
     changed[:, b:] += 1.0
     f2 = net.features(labels, changed)
@@ -47,7 +48,7 @@ def test_network_shapes_and_block_causal_features(family, net):
     m = 3
     x, t = torch.randn(m * B, L, C, generator=g), torch.rand(m * B, L, generator=g) * 0.9 + 0.05
     psi = family.guidance_from(net)
-    assert isinstance(psi, VARGuidanceNet)
+    assert isinstance(psi, DD2Guidance)
     x0 = psi(x, t, prefix, labels)
     assert x0.shape == (m * B, L, C)
     # row r·B + b uses prefix b: the same as running prefix b's copy directly
@@ -56,7 +57,7 @@ def test_network_shapes_and_block_causal_features(family, net):
 
 def test_generator_is_one_forward_pass_reading_only_noise(family, net):
     gen = family.generator_from(net)
-    assert isinstance(gen, VARGenerator)
+    assert isinstance(gen, DD2Generator)
     calls = {"backbone": 0, "head": 0}
     hooks = [gen.backbone.register_forward_hook(lambda *a: calls.__setitem__("backbone", calls["backbone"] + 1)),
              gen.head.register_forward_hook(lambda *a: calls.__setitem__("head", calls["head"] + 1))]
