@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -125,23 +126,39 @@ def download(names: str | list[str], *, weights_dir: str | os.PathLike | None = 
 
 def load_student(name_or_path: str | os.PathLike, *, teacher=None, weights_dir: str | os.PathLike | None = None,
                  device: str | torch.device | None = None, dtype: torch.dtype | str | None = None):
-    """A Distilled Decoding student: a folder made by `ardistill train` (student.json + student.safetensors), an
+    """A Distilled Decoding (DD or DD2) student: a folder made by `ardistill train` (student.json + student.safetensors), an
     official release name (`dd-var-d16`, `dd-llamagen-l`, ...; downloaded on first use) or an official release file
     (`.../VAR-DD/var-d16.pth`, `.../llamagen-B.pt`). `teacher`: a Teacher or a name (default: the
     student's own teacher). `.sample(labels, steps=1, noise=None, seed=None, return_embeddings=False)` → tokens [B, L].
     dtype: the student's compute dtype, "fp32" / "bf16" / "fp16" (default: the teacher's). device: default the
     teacher's; "auto" picks CUDA / MPS / CPU.
     """
-    from ardistill.methods.dd.student import find_student, load_student as _load
+    from ardistill.methods.dd.student import load_student as _load
+    from ardistill.methods.dd2.student import is_dd2_student_dir, load_dd2_student
 
     if device is not None:
         device = resolve_device(device)
     teacher_name = str(teacher) if isinstance(teacher, (str, os.PathLike)) else getattr(teacher, "name", None)
-    source = find_student(name_or_path, teacher_name=teacher_name, weights_dir=weights_dir)
+    source = find_student_source(name_or_path, teacher_name=teacher_name, weights_dir=weights_dir)
     if teacher is None or isinstance(teacher, (str, os.PathLike)):  # names are resolved here, never in methods/
         teacher = load_teacher(teacher or source.config.teacher, weights_dir=weights_dir, device=device or "cpu",
                                dtype=parse_dtype(dtype))
+    if is_dd2_student_dir(name_or_path):
+        return load_dd2_student(name_or_path, teacher=teacher, device=device, dtype=dtype)
     return _load(source, teacher=teacher, weights_dir=weights_dir, device=device, dtype=dtype)
 
 
-__all__ = ["load_teacher", "list_models", "load_evaluator", "load_student", "download"]
+def find_student_source(name_or_path: str | os.PathLike, *, teacher_name: str | None = None,
+                        weights_dir: str | os.PathLike | None = None):
+    """What a student reference is before any teacher is loaded: an object whose `.config.teacher` names its teacher
+    (a DD student's `StudentSource`, or a DD2 folder's card config)."""
+    from ardistill.methods.dd.student import find_student
+    from ardistill.methods.dd2.student import is_dd2_student_dir, read_dd2_card
+
+    if is_dd2_student_dir(name_or_path):
+        config, card = read_dd2_card(name_or_path)
+        return SimpleNamespace(config=config, card=card, name=Path(name_or_path).name)
+    return find_student(name_or_path, teacher_name=teacher_name, weights_dir=weights_dir)
+
+
+__all__ = ["load_teacher", "list_models", "load_evaluator", "load_student", "find_student_source", "download"]

@@ -185,7 +185,11 @@ def matrix_dtype(module: nn.Module) -> str:
 
 def output_head(network: nn.Module) -> nn.Module:
     """The logits projection of a transformer (VAR: `head`, LlamaGen: `output`): called once per forward pass,
-    whichever entry point (full forward, cached step) the sampler uses."""
+    whichever entry point (full forward, cached step) the sampler uses. A network may name its own once-per-forward
+    module (`forward_pass_module`: a DD2 network's backbone, whose head runs on flattened positions)."""
+    declared = getattr(network, "forward_pass_module", None)
+    if isinstance(declared, nn.Module):
+        return declared
     for attr in ("head", "output", "lm_head"):
         module = getattr(network, attr, None)
         if isinstance(module, nn.Module):
@@ -264,6 +268,7 @@ def dd_generators(student, *, steps: Sequence[int] = (1, 2), label: str = "") ->
     if not counted:
         raise ArdistillError(f"{label or student}: the DD student exposes no network module to count forward passes on")
     teacher = student.teacher
+    method = getattr(student, "method", "dd")  # "dd" | "dd2": names the rows dd-1step / dd2-1step
     out = []
     for k in steps:
         def generate(labels: torch.Tensor, seed: int, _k=int(k)) -> torch.Tensor:
@@ -273,10 +278,18 @@ def dd_generators(student, *, steps: Sequence[int] = (1, 2), label: str = "") ->
                     "decode": "continuous code vectors (teacher.decode_embeddings)",
                     "execution": {"dtype": str(getattr(student, "dtype", torch.float32)).removeprefix("torch."),
                                   "compile": getattr(student, "_ardistill_compile", None)}}
-        out.append(Generator(f"dd-{k}step", "dd", generate, _student_decode(student), counted, settings, x_value=int(k),
+        if method != "dd":
+            settings["method"] = method
+        if int(k) > 1 and method == "dd2":  # the teacher makes the last k − 1 AR steps (spec §6), so it is counted
+            counted_k = {**counted, **{f"teacher.{r}": m for r, m in networks_of(teacher).items()}}
+            settings["teacher_steps"] = int(k) - 1
+            settings["sampling"] = dict(student.family.settings)
+        else:
+            counted_k = counted
+        out.append(Generator(f"{method}-{k}step", "dd", generate, _student_decode(student), counted_k, settings, x_value=int(k),
                              output="embeddings", to_tokens=_student_tokens(student), networks=_student_networks(student),
                              num_classes=teacher.num_classes,
-                             description=f"{k}-step DD student {getattr(student, 'name', label)} of {teacher.name}"))
+                             description=f"{k}-step {method.upper()} student {getattr(student, 'name', label)} of {teacher.name}"))
     return out
 
 
@@ -286,6 +299,9 @@ def dd_teacher_involved_generator(student, *, teacher_start: int, split: int | N
     teacher's own sampler on AR steps teacher_start … t₂ − 1 with `sampling`, a DD step at t₂ with `split`
     (default: the larger of the student's split and t₂). Output: code vectors [B, L, C], decoded as `dd_generators`."""
     overrides = SamplingOptions.of(sampling).overrides()
+    if getattr(student, "method", "dd") != "dd":
+        raise BadArgumentError(f"{label or student.name} is a DD2 student: its teacher-involved sampling is --steps K "
+                               "(one generator pass, then the teacher's last K − 1 AR steps), not --teacher-start")
     t_list = tuple(student.config.t_list)
     if len(t_list) < 2:
         raise BadArgumentError(f"{label or student.name} has no second split point; teacher-involved sampling needs one")
@@ -489,9 +505,9 @@ class GeneratorBuilder:
         if load is None:
             raise ArdistillError("--student needs the DD package (ardistill.load_student), which is not installed in this version")
         if teacher is None:
-            from ardistill.methods.dd.student import find_student
+            from ardistill.api import find_student_source
 
-            teacher = find_student(student_ref, weights_dir=self.weights_dir).config.teacher
+            teacher = find_student_source(student_ref, weights_dir=self.weights_dir).config.teacher
         teacher = self.load_teacher(teacher)
         student = load(student_ref, teacher=teacher, weights_dir=self.weights_dir, device=self.device, dtype=self.execution.dtype)
         if self.execution.compile is not None and isinstance(getattr(student, "model", None), nn.Module):

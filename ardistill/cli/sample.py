@@ -14,7 +14,7 @@ from ardistill.cli.common import (CompileOption, DeviceOption, DtypeOption, Fast
 def sample_command(
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Registered model name (see `ardistill models`) or a checkpoint path.", show_default=False),
     student: Optional[str] = typer.Option(None, "--student", help="Sample with a DD student instead: a folder from `ardistill train` or a name like dd-var-d16 (its teacher decodes; --teacher overrides it).", show_default=False),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="DD student steps: 1 or 2 (only with --student; default 1).", show_default=False),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Student steps (only with --student; default 1): DD 1 or 2; DD2 1 … the teacher's AR steps (one generator pass, then the teacher's last K − 1 AR steps).", show_default=False),
     teacher_start: Optional[int] = typer.Option(None, "--teacher-start", min=0, help="Teacher-involved DD sampling (with --student): the student makes AR steps < S, the teacher its steps S … t₂ − 1 (with --cfg/--top-k/...), then one student step at t₂.", show_default=False),
     split: Optional[int] = typer.Option(None, "--split", min=0, help="Teacher-involved DD sampling: positions before this AR step are argmax codes in the last student step (default: the student's split, at least t₂).", show_default=False),
     drafter: Optional[str] = typer.Option(None, "--drafter", help="CoDe: the large VAR that drafts scales < N (with --refiner, --draft-steps).", show_default=False),
