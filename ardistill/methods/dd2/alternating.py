@@ -18,6 +18,7 @@ Checkpointing / resume / logging belong to the per-family pipeline (not built ye
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass
 
@@ -73,6 +74,67 @@ class DD2Config:
         d = asdict(self)
         d["betas"] = list(self.betas)
         return d
+
+
+def bind_labels(teacher_probs: TeacherProbs, guidance, labels: torch.Tensor | None):
+    """(teacher_probs, guidance) with a batch's labels bound, in the label-free signatures of `losses.py` (the
+    callables themselves when unconditional). The bound guidance receives each prefix once: the FCS loss's m repeats
+    (rows r·B + b are copies of prefix b) are folded back."""
+    if labels is None:
+        return teacher_probs, guidance
+    B = labels.shape[0]
+
+    def bound_teacher_probs(prefix: torch.Tensor) -> torch.Tensor:
+        return teacher_probs(prefix, labels)
+
+    def bound_guidance(x: torch.Tensor, t: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
+        if prefix.shape[0] != B:
+            unique = prefix[:B]
+            if not torch.equal(prefix, unique.repeat(prefix.shape[0] // B, 1, 1)):
+                raise ValueError("guidance prefixes are not m repeats of the batch")
+            prefix = unique
+        return guidance(x, t, prefix, labels)
+
+    return bound_teacher_probs, bound_guidance
+
+
+def _generate(generator, noise: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    return generator(noise) if labels is None else generator(noise, labels)
+
+
+def guidance_step_loss(generator, guidance, eps: torch.Tensor, labels: torch.Tensor | None, *, t: torch.Tensor,
+                       noise: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """The FCS loss of one ψ update: generator samples q = G(ε) `[B, L, C]` made without gradient, t `[m·B, L]`,
+    noise `[m·B, L, C]` (draw r of sample b is row r·B + b). Gradients reach ψ only."""
+    with torch.no_grad():
+        q = _generate(generator, eps, labels)
+    _, bound = bind_labels(None, guidance, labels)
+    return fcs_guidance_loss(bound, q, t=t, noise=noise)
+
+
+def generator_step_loss(generator, guidance, teacher_probs: TeacherProbs, codebook: torch.Tensor, eps: torch.Tensor,
+                        labels: torch.Tensor | None, *, t: torch.Tensor, noise: torch.Tensor, weighting: str = "none",
+                        detach_inputs: bool = True) -> tuple[torch.Tensor, dict]:
+    """The CSD loss of one G_θ update on q = G(ε) (ε `[B, L, C]`, t `[B, L]`, fresh noise `[B, L, C]`); the caller
+    keeps ψ frozen (`frozen`), so gradients reach the generator only. metrics["csd"]: the loss value."""
+    q = _generate(generator, eps, labels)
+    bound_teacher, bound_guidance = bind_labels(teacher_probs, guidance, labels)
+    loss, metrics = csd_generator_loss(q, bound_teacher, bound_guidance, codebook, t=t, noise=noise, weighting=weighting,
+                                       detach_inputs=detach_inputs)
+    return loss, {**metrics, "csd": float(loss.detach())}
+
+
+@contextlib.contextmanager
+def frozen(params):
+    """requires_grad off for `params` inside the block (ψ during a generator update), restored after."""
+    params = [p for p in params if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 class DD2Trainer:
@@ -131,36 +193,15 @@ class DD2Trainer:
             return None
         return torch.randint(self.num_classes, (B,), generator=self.rng).to(self.device)
 
-    def _generate(self, noise: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        return self.generator(noise) if labels is None else self.generator(noise, labels)
-
     def _bound(self, labels: torch.Tensor | None):
-        """(teacher_probs, guidance) with the batch's labels bound (the callables themselves when unconditional)."""
-        if labels is None:
-            return self.teacher_probs, self.guidance
-        B = labels.shape[0]
-
-        def teacher_probs(prefix: torch.Tensor) -> torch.Tensor:
-            return self.teacher_probs(prefix, labels)
-
-        def guidance(x: torch.Tensor, t: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
-            if prefix.shape[0] != B:  # the FCS loss's m repeats: rows r·B + b are copies of prefix b
-                unique = prefix[:B]
-                if not torch.equal(prefix, unique.repeat(prefix.shape[0] // B, 1, 1)):
-                    raise ValueError("guidance prefixes are not m repeats of the batch")
-                prefix = unique
-            return self.guidance(x, t, prefix, labels)
-
-        return teacher_probs, guidance
+        return bind_labels(self.teacher_probs, self.guidance, labels)
 
     def guidance_update(self) -> dict:
         """One FCS step of ψ on fresh, detached generator samples."""
         B, m = self.cfg.batch_size, self.cfg.noise_draws
         labels = self._labels(B)
-        with torch.no_grad():
-            q = self._generate(self._randn(B, self.L, self.C), labels)
-        _, guidance = self._bound(labels)
-        loss, metrics = fcs_guidance_loss(guidance, q, t=self._t(m * B, self.L), noise=self._randn(m * B, self.L, self.C))
+        loss, metrics = guidance_step_loss(self.generator, self.guidance, self._randn(B, self.L, self.C), labels,
+                                           t=self._t(m * B, self.L), noise=self._randn(m * B, self.L, self.C))
         self._apply(self.opt_guidance, self.guidance_params, loss)
         return metrics
 
@@ -168,21 +209,14 @@ class DD2Trainer:
         """One CSD step of G_θ with ψ and the teacher frozen; then the EMA."""
         B = self.cfg.batch_size
         labels = self._labels(B)
-        q = self._generate(self._randn(B, self.L, self.C), labels)
-        teacher_probs, guidance = self._bound(labels)
-        for p in self.guidance_params:
-            p.requires_grad_(False)
-        try:
-            loss, metrics = csd_generator_loss(q, teacher_probs, guidance, self.codebook, t=self._t(B, self.L),
-                                               noise=self._randn(B, self.L, self.C), weighting=self.cfg.weighting,
-                                               detach_inputs=self.cfg.detach_inputs)
+        eps = self._randn(B, self.L, self.C)
+        with frozen(self.guidance_params):
+            loss, metrics = generator_step_loss(self.generator, self.guidance, self.teacher_probs, self.codebook, eps, labels,
+                                                t=self._t(B, self.L), noise=self._randn(B, self.L, self.C),
+                                                weighting=self.cfg.weighting, detach_inputs=self.cfg.detach_inputs)
             self._apply(self.opt_generator, self.generator_params, loss)
-        finally:
-            for p in self.guidance_params:
-                p.requires_grad_(True)
         if self.ema is not None:
             self.ema.update(self.generator, self.step)
-        metrics["csd"] = float(loss.detach())
         return metrics
 
     def train_step(self) -> dict:
