@@ -112,6 +112,11 @@ def list_models() -> list[ModelSpec]:
     return list(_MODELS.values())
 
 
+def is_builtin_model(name: str) -> bool:
+    """True for a model the project trains and ships (the procedural world's toys: their evaluation has a reference)."""
+    return any(s.name == name and s.builtin for s in list_models())
+
+
 def get_model_spec(name: str) -> ModelSpec:
     _load_catalogues()
     if name in _MODELS:

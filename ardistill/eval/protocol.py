@@ -78,6 +78,14 @@ class GeneratorFns:
         self.generate_tokens, self.decode = generate_tokens, decode
 
 
+def student_generator(student, *, steps: int = 1) -> GeneratorFns:
+    """A DD or DD2 student's `steps`-step sampler with the one student decode rule (the official DD release's:
+    continuous code vectors `[B, L, C]` → `teacher.decode_embeddings`), as the benchmark's `dd-{steps}step` /
+    `dd2-{steps}step` generators (`ardistill.generators.dd_generators`) decode it. Used by training evaluations."""
+    return GeneratorFns(lambda labels, seed: student.sample(labels, steps=steps, seed=seed, return_embeddings=True),
+                        student.teacher.decode_embeddings)
+
+
 # ------------------------------------------------------------------------------------------ labels, chunks, seeds
 def balanced_labels(num: int, num_classes: int, start: int = 0) -> torch.Tensor:
     """Labels `[num]` int64 of the global indices [start, start + num): index i has class `i mod num_classes`."""
@@ -316,7 +324,7 @@ def toy_fidelity_metrics(
                     fid=fid, kid=kid, prc=prc, isc=isc)
 
 
-__all__ = ["PROTOCOL", "CHUNK", "SEED_STRIDE", "FEATURE_BATCH", "TOY_EXTRACTOR", "METRIC_NAMES", "Generator", "GeneratorFns",
+__all__ = ["PROTOCOL", "CHUNK", "SEED_STRIDE", "FEATURE_BATCH", "TOY_EXTRACTOR", "METRIC_NAMES", "Generator", "GeneratorFns", "student_generator",
            "balanced_labels", "chunk_seed", "num_chunks", "describe", "GeneratedImages", "HeldoutImages", "Uint8Images",
            "as_uint8_images", "short_names", "fidelity", "gather_generated", "on_all_ranks", "toy_quality",
            "toy_fidelity_metrics"]

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import signal
@@ -112,6 +113,12 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * scale)
 
 
+def batch_seed(*parts) -> int:
+    """A 63-bit seed from any parts (a run's seed, a stream's name, the step, the micro-step): the seeds of batches
+    that are pure functions of their step, independent across streams."""
+    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "little") & (2**63 - 1)
+
+
 def _append_log(path: Path, record: dict) -> None:
     """Append one JSON line (a log, not state: resume reads the checkpoint, so a torn last line is harmless)."""
     with open(path, "a") as f:
@@ -176,6 +183,8 @@ def train_loop(
     progress: bool = True,
     description: str = "training",
     extra_state: dict | None = None,
+    ema_module: torch.nn.Module | None = None,
+    ema_step: Callable[[int], int | None] | None = None,
 ) -> TrainResult:
     """Train `model` for `cfg.steps` optimiser steps.
 
@@ -185,6 +194,11 @@ def train_loop(
         params: parameters to optimise (default: all that require grad).
         eval_fn: (model with EMA weights if any, step) → metrics, run every `eval_every` steps and at the end.
         extra_state: JSON-able facts stored in the checkpoint (recipe, teacher name, ...).
+        ema_module: the part of `model` the EMA (cfg.ema_decay > 0) averages, evaluates and returns (default: all of
+            it); DD2 averages its generator, not the guidance network trained beside it.
+        ema_step: (optimiser steps done) → the EMA's own step count for its progressive rate, or None to skip the
+            update after that step (default: every step, counted as optimiser steps); DD2 updates after generator
+            steps only.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -199,7 +213,8 @@ def train_loop(
         lr=cfg.lr, betas=cfg.betas,
     )
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.mixed_precision == "fp16")
-    ema = EMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    ema_module = model if ema_module is None else ema_module
+    ema = EMA(ema_module, cfg.ema_decay) if cfg.ema_decay > 0 else None
     result = TrainResult(step=0, last_loss=float("nan"))
     start = 0
     prior_seconds = 0.0  # training time of the earlier segments of a resumed run (counted up to their checkpoints)
@@ -245,13 +260,13 @@ def train_loop(
             result.evals.append(distributed.broadcast_object(None))
             return
         if ema is not None:
-            backup = {k: v.clone() for k, v in model.state_dict().items()}
-            ema.copy_to(model)
+            backup = {k: v.clone() for k, v in ema_module.state_dict().items()}
+            ema.copy_to(ema_module)
         model.eval()
         metrics = {"step": step, **eval_fn(model, step)}
         model.train()
         if ema is not None:
-            model.load_state_dict(backup)
+            ema_module.load_state_dict(backup)
         result.evals.append(distributed.broadcast_object(metrics))
         _append_log(log_path, {"eval": metrics, "time": time.time()})
 
@@ -316,8 +331,9 @@ def train_loop(
                 scaler.update()
                 opt.zero_grad(set_to_none=True)
                 step += 1
-                if ema is not None:
-                    ema.update(model, step)
+                ema_count = step if ema_step is None else ema_step(step)
+                if ema is not None and ema_count is not None:
+                    ema.update(ema_module, ema_count)
                 result.last_loss = total
                 if step % cfg.log_every == 0 or step == cfg.steps:
                     result.losses.append((step, total))
@@ -345,5 +361,5 @@ def train_loop(
     result.step = step
     result.seconds = prior_seconds + time.perf_counter() - t0
     if ema is not None:
-        ema.copy_to(model)
+        ema.copy_to(ema_module)
     return result

@@ -12,7 +12,6 @@ Shapes: B batch, L tokens, C code dimension, V codebook size.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,8 @@ from ardistill.errors import ArdistillError
 from ardistill.methods.dd.noise import trajectory_noise
 from ardistill.methods.dd.student import Student, teacher_architecture
 from ardistill.models.dd.config import DDStudentConfig
-from ardistill.training.loop import TrainConfig, TrainResult, train_loop
+from ardistill.registry import is_builtin_model
+from ardistill.training.loop import TrainConfig, TrainResult, batch_seed, train_loop
 
 
 @dataclass
@@ -39,10 +39,6 @@ class DDTrainSettings:
     eval_num: int = 256  # images for toy-FID / class accuracy
     eval_seed: int = 0
     extra: dict = field(default_factory=dict)  # facts stored in student.json
-
-
-def _key(*parts) -> int:
-    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "little") & (2**63 - 1)
 
 
 class TrajectoryBatches:
@@ -59,7 +55,7 @@ class TrajectoryBatches:
 
     def _perm(self, epoch: int) -> torch.Tensor:
         if epoch not in self._perms:
-            g = torch.Generator().manual_seed(_key("dd-batches", self.seed, epoch))
+            g = torch.Generator().manual_seed(batch_seed("dd-batches", self.seed, epoch))
             self._perms = {epoch: torch.randperm(self.n, generator=g)}  # keep one epoch (steps only move forward)
         return self._perms[epoch]
 
@@ -67,7 +63,7 @@ class TrajectoryBatches:
         k = step * self.grad_accum + micro
         pos = torch.arange(k * self.batch_size, (k + 1) * self.batch_size)
         rows = torch.cat([self._perm(int(e))[pos[pos // self.n == e] % self.n] for e in torch.unique(pos // self.n)])
-        g = torch.Generator().manual_seed(_key("dd-t", self.seed, k))
+        g = torch.Generator().manual_seed(batch_seed("dd-t", self.seed, k))
         t = self.t_values[torch.randint(len(self.t_values), (len(rows),), generator=g)]
         noise = trajectory_noise(self.noise_seed, self.index[rows], self.L, self.C)
         return {k_: v.to(self.device) for k_, v in
@@ -114,29 +110,13 @@ def new_student_model(teacher, *, seed: int):
     return model
 
 
-def is_toy_teacher(teacher) -> bool:
-    from ardistill.registry import list_models
-
-    return any(s.name == teacher.name and s.builtin for s in list_models())
-
-
-def student_generator(student: Student, *, steps: int = 1):
-    """The student's `steps`-step sampler as an evaluation-protocol generator, with the one DD decode rule (the
-    release's: continuous code vectors → `teacher.decode_embeddings`), as the benchmark's `dd-{steps}step` generator
-    (`ardistill.generators.dd_generators`)."""
-    from ardistill.eval.protocol import GeneratorFns
-
-    return GeneratorFns(lambda labels, seed: student.sample(labels, steps=steps, seed=seed, return_embeddings=True),
-                        student.teacher.decode_embeddings)
-
-
 def toy_eval_fn(teacher, config: DDStudentConfig, *, num: int, seed: int):
     """(model, step) → {"fid", "class_acc", "kid_mean", "precision", "recall"} of `num` 1-step samples through the
     evaluation protocol (`ardistill.eval.protocol.toy_quality`: class-balanced labels, chunks of 16 seeded
     `seed · 1_000_003 + chunk`, against the procedural world's held-out images with the shipped evaluator): the numbers
     `ardistill bench --student DIR --dd-steps 1 --fid --num-samples num --seed seed` gives for the saved student.
     Runs in this process only (the shared loop evaluates on rank 0)."""
-    from ardistill.eval.protocol import toy_quality
+    from ardistill.eval.protocol import student_generator, toy_quality
 
     if num < 2 or seed < 0:  # refused before training, not at its first evaluation
         raise ArdistillError(f"eval.num must be ≥ 2 and eval.seed ≥ 0, got {num} and {seed}")
@@ -174,7 +154,7 @@ def train_student(teacher, trajectories, settings: DDTrainSettings, train_cfg: T
     codebook = teacher.codebook.detach().float()
     batches = TrajectoryBatches(trajectories.load_all(), meta, batch_size=settings.batch_size, grad_accum=train_cfg.grad_accum,
                                 t_list=settings.t_list, seed=train_cfg.seed, device=teacher.device)
-    eval_fn = toy_eval_fn(teacher, config, num=settings.eval_num, seed=settings.eval_seed) if is_toy_teacher(teacher) else None
+    eval_fn = toy_eval_fn(teacher, config, num=settings.eval_num, seed=settings.eval_seed) if is_builtin_model(teacher.name) else None
     t0 = time.time()
     result = train_loop(
         model=model, loss_fn=lambda batch, step: dd_loss(model, batch, codebook, data_counts, settings.mse_weight, weights),
@@ -192,5 +172,4 @@ def train_student(teacher, trajectories, settings: DDTrainSettings, train_cfg: T
     return student, result
 
 
-__all__ = ["DDTrainSettings", "TrajectoryBatches", "dd_loss", "position_weights", "new_student_model", "train_student", "toy_eval_fn",
-           "student_generator"]
+__all__ = ["DDTrainSettings", "TrajectoryBatches", "dd_loss", "position_weights", "new_student_model", "train_student", "toy_eval_fn"]
