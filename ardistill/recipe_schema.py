@@ -1,10 +1,11 @@
 """Typed recipes: every recipe kind is one dataclass (its schema), checked field by field when the file is loaded.
 
 A schema subclasses `Recipe` and pins its `kind`; it lives next to the code that runs it (`DDRecipe` in
-ardistill/methods/dd/recipe.py, `CoDeRecipe` in ardistill/methods/code/finetune.py, the toy tokenizer and teacher
-recipes in ardistill/training/teacher_recipes.py); ardistill/recipe_kinds.py lists them all (a new kind, such as
-the coming DD2 student, is one schema there). The checks are those of `ardistill.configs.config_from_dict`: unknown
-key (with "did you mean"), missing key or wrong type → one line that names the file and the dotted key.
+ardistill/methods/dd/recipe.py, `DD2Recipe` in ardistill/methods/dd2/recipe.py, `CoDeRecipe` in
+ardistill/methods/code/finetune.py, the toy tokenizer and teacher recipes in ardistill/training/teacher_recipes.py);
+ardistill/recipe_kinds.py lists them all (a new kind is one schema there). The checks are those of
+`ardistill.configs.config_from_dict`: unknown key (with "did you mean"), missing key or wrong type → one line that
+names the file and the dotted key.
 Command-line overrides go through `Recipe.overridden`, the same checks.
 """
 

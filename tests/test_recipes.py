@@ -10,6 +10,8 @@ import yaml
 from ardistill.errors import ArdistillError
 from ardistill.methods.code.finetune import CoDeRecipe
 from ardistill.methods.dd.recipe import DDRecipe
+from ardistill.methods.dd2.family import FAMILY_ADAPTERS
+from ardistill.methods.dd2.recipe import DD2Recipe
 from ardistill.recipe_kinds import SCHEMAS, load_any_recipe
 from ardistill.registry import get_model_spec
 from ardistill.training.teacher_recipes import TransformerRecipe, tokenizer_recipe_of
@@ -27,6 +29,8 @@ def test_recipe_validates(path):
     assert recipe.source == str(path) and recipe.kind in SCHEMAS
     if isinstance(recipe, DDRecipe):
         get_model_spec(recipe.teacher)  # a registered teacher
+    elif isinstance(recipe, DD2Recipe):
+        assert get_model_spec(recipe.teacher).family in FAMILY_ADAPTERS  # a registered teacher DD2 can distil
     elif isinstance(recipe, CoDeRecipe):
         get_model_spec(recipe.drafter), get_model_spec(recipe.refiner)
     elif isinstance(recipe, TransformerRecipe):
@@ -40,6 +44,7 @@ def test_every_kind_has_a_shipped_recipe():
 # One shipped recipe per kind; a key of the wrong type (dotted), a required key.
 CASES = {
     "dd-student": ("dd/var-toy-l", "train.lr", "t_list"),
+    "dd2-student": ("dd2/var-toy-l", "csd.lr", "teacher"),
     "code-finetune": ("code/var-toy", "refiner_train.lr", "draft_steps"),
     "var-tokenizer": ("toy/var-tokenizer", "tokenizer.ch_mult", "tokenizer"),
     "llamagen-tokenizer": ("toy/llamagen-tokenizer", "train.lr", "tokenizer"),
@@ -83,13 +88,20 @@ def test_wrong_type_names_the_dotted_key(kind, tmp_path):
     assert f": {key}: expected " in message and "'fast please'" in message
 
 
+# A top-level key to misspell and a section holding `lr` (default: batch_size, the section ending in "train").
+MISSPELT = {"dd2-student": ("baselines", "csd")}
+
+
 @pytest.mark.parametrize("kind", sorted(CASES))
 def test_unknown_key_suggests_the_right_one(kind, tmp_path):
     name, _, _ = CASES[kind]
-    message = _error(_mutated(tmp_path, name, lambda d: d.update(batch_sise=d.pop("batch_size"))))
-    assert ": batch_sise: unknown field (did you mean 'batch_size'?)" in message
-    nested = _error(_mutated(tmp_path, name, lambda d: d.setdefault(next(k for k in d if k.endswith("train")), {}).update(lrr=1.0)))
-    assert "train.lrr: unknown field (did you mean 'lr'?)" in nested
+    top, section = MISSPELT.get(kind, ("batch_size", None))
+    wrong = top[:-2] + top[-1] + top[-2]  # the last two letters swapped
+    message = _error(_mutated(tmp_path, name, lambda d: d.update({wrong: d.pop(top)})))
+    assert f": {wrong}: unknown field (did you mean '{top}'?)" in message
+    section = section or (lambda d: next(k for k in d if k.endswith("train")))
+    nested = _error(_mutated(tmp_path, name, lambda d: d.setdefault(section if isinstance(section, str) else section(d), {}).update(lrr=1.0)))
+    assert ".lrr: unknown field (did you mean 'lr'?)" in nested
 
 
 @pytest.mark.parametrize("kind", sorted(CASES))

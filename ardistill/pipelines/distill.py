@@ -1,9 +1,10 @@
-"""`ardistill distill`: trajectories → student training → benchmark → report, in one output folder, driven by the
-DD recipe registered for the teacher (`recipes/dd/<teacher>.yaml`). Every stage resumes where it stopped, so an
-interrupted run is simply started again.
+"""`ardistill distill`: (trajectories →) student training → benchmark → report, in one output folder, driven by the
+recipe registered for the teacher and the method (`recipes/dd/<teacher>.yaml`, `recipes/dd2/<teacher>.yaml`). Every
+stage resumes where it stopped, so an interrupted run is simply started again.
 
-Layout of OUT: `trajectories/` (sharded dataset), `student/` (checkpoint.pt while training, then
+Layout of OUT: `trajectories/` (DD only: the sharded dataset), `student/` (checkpoints while training, then
 student.safetensors + student.json), `bench/` (bench.json, bench.md, plots, sample grids), `report.md`.
+DD2 needs no trajectories: its student folder holds its own stages (pool.pt, gts-head/, gts-full/, csd/).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class DistillPlan:
     teacher: str
     recipe: str
     out: Path
-    steps: tuple[int, ...] = (1,)  # student step counts to benchmark (1 and/or 2)
+    steps: tuple[int, ...] = (1,)  # student step counts to benchmark (DD: 1 and/or 2; DD2: 1 … the teacher's AR steps)
     num_trajectories: int | None = None  # default: the recipe's num_trajectories
     train_steps: int | None = None  # default: the recipe's train.steps
     fid_samples: int = 1000
@@ -31,19 +32,28 @@ class DistillPlan:
     repeats: int = 5
     device: str = "cpu"
     baselines: tuple[str, ...] | None = None  # naive few-step baselines benched beside the students (None: the recipe's)
+    method: str = "dd"  # "dd" (trajectories + student) | "dd2" (conditional score distillation, no trajectories)
 
 
-def recipe_for_teacher(teacher: str, recipe: str | None = None) -> str:
-    """The DD recipe of `teacher`: the given one, else `recipes/dd/<teacher>.yaml`."""
-    ref = recipe or f"dd/{teacher}"
+METHODS = ("dd", "dd2")
+
+
+def recipe_for_teacher(teacher: str, recipe: str | None = None, method: str = "dd") -> str:
+    """The `method` recipe of `teacher`: the given one, else `recipes/<method>/<teacher>.yaml`."""
+    if method not in METHODS:
+        raise BadArgumentError(f"--method must be {' or '.join(METHODS)}, got {method!r}")
+    ref = recipe or f"{method}/{teacher}"
     try:
         return str(resolve_recipe(ref))
     except ArdistillError:
-        raise ArdistillError(f"no DD recipe for teacher {teacher!r} (looked for recipes/dd/{teacher}.yaml); pass --recipe") from None
+        raise ArdistillError(f"no {method.upper()} recipe for teacher {teacher!r} (looked for recipes/{method}/{teacher}.yaml); "
+                             "pass --recipe") from None
 
 
 def run_distill(plan: DistillPlan, *, log: Callable[[str], None] = print, progress: bool = True) -> Path:
     """Run (or resume) every stage of `plan`; returns the report's path."""
+    if plan.method == "dd2":
+        return _run_dd2(plan, log=log, progress=progress)
     from ardistill.api import load_teacher
     from ardistill.methods.dd.recipe import load_dd_recipe, train_from_dd_recipe
     from ardistill.methods.dd.trajectories import generate_trajectories
@@ -84,12 +94,49 @@ def run_distill(plan: DistillPlan, *, log: Callable[[str], None] = print, progre
 
     # 3. Benchmark: speed side by side with the teacher, toy-FID / class accuracy (or FID) of every method.
     log(f"[3/3] benchmark: teacher vs {', '.join(f'{s}-step student' for s in plan.steps)} → {out / 'bench'}")
-    doc = _bench(plan, student_dir, out / "bench")
+    doc = _bench(plan, student_dir, out / "bench", marginals_from=out / "trajectories")
     for skipped in doc.get("skipped") or []:
         log(f"warning: baseline {skipped['name']} skipped: {skipped['reason']}")
     report = out / "report.md"
     from ardistill.io import atomic_write_text
 
+    atomic_write_text(report, report_markdown(plan, doc))
+    return report
+
+
+def _run_dd2(plan: DistillPlan, *, log: Callable[[str], None], progress: bool) -> Path:
+    """DD2: student training (pool → GTS → CSD, each stage resumable) → benchmark → report."""
+    import dataclasses
+
+    from ardistill.api import load_teacher
+    from ardistill.io import atomic_write_text
+    from ardistill.methods.dd2.recipe import load_dd2_recipe
+    from ardistill.methods.dd2.train import POOL_FILE, train_dd2_student
+
+    if plan.num_trajectories is not None:
+        raise BadArgumentError("--num-trajectories is for --method dd; DD2 trains from its teacher alone")
+    recipe = load_dd2_recipe(plan.recipe).overridden({"csd.steps": plan.train_steps})
+    if recipe.teacher != plan.teacher:
+        raise ArdistillError(f"{plan.recipe} distils {recipe.teacher!r}, not {plan.teacher!r}")
+    if plan.baselines is None:
+        plan = dataclasses.replace(plan, baselines=tuple(recipe.baselines or ()))
+    teacher = load_teacher(plan.teacher, device=plan.device)
+    bad = [s for s in plan.steps if not 1 <= s <= teacher.num_steps]
+    if bad:
+        raise BadArgumentError(f"--steps must lie in 1 … {teacher.num_steps} for a DD2 student of {plan.teacher} (1 generator "
+                               f"pass, then the teacher's last AR steps), got {bad[0]}")
+    check_plan(plan, teacher)
+    out = plan.out
+    out.mkdir(parents=True, exist_ok=True)
+    student_dir = out / "student"
+    if (student_dir / "student.safetensors").is_file():
+        log(f"[1/2] student: already trained ({student_dir})")
+    else:
+        log(f"[1/2] student: teacher pool → GTS tuning → CSD from {plan.recipe} → {student_dir}")
+        train_dd2_student(teacher, recipe, student_dir, resume=(student_dir / POOL_FILE).is_file(), progress=progress, log=log)
+    log(f"[2/2] benchmark: teacher vs {', '.join(f'{s}-step student' for s in plan.steps)} → {out / 'bench'}")
+    doc = _bench(plan, student_dir, out / "bench", marginals_from=None)
+    report = out / "report.md"
     atomic_write_text(report, report_markdown(plan, doc))
     return report
 
@@ -109,14 +156,16 @@ def check_plan(plan: DistillPlan, teacher) -> None:
                                "--fid --fid-ref ...` on the student")
 
 
-def _bench(plan: DistillPlan, student_dir: Path, bench_dir: Path) -> dict:
+def _bench(plan: DistillPlan, student_dir: Path, bench_dir: Path, *, marginals_from: Path | None) -> dict:
+    """The benchmark of the student beside its teacher (and baselines, their token marginals read from the DD
+    trajectories `marginals_from`, else drawn from the teacher)."""
     from ardistill.bench.report import write_run
     from ardistill.bench.run import BenchConfig, run_benchmark
     from ardistill.bench.speed import SpeedSettings
     from ardistill.images import save_grid
 
     cfg = BenchConfig(teacher=plan.teacher, student=str(student_dir), dd_steps=plan.steps, baselines=plan.baselines,
-                      marginals_from=str(student_dir.parent / "trajectories") if plan.baselines else None,
+                      marginals_from=str(marginals_from) if plan.baselines and marginals_from else None,
                       speed=SpeedSettings(batch_sizes=plan.batch_sizes, repeats=plan.repeats),
                       fid=plan.fid_samples > 0, num_samples=max(plan.fid_samples, 2), device=plan.device)
     bench_dir.mkdir(parents=True, exist_ok=True)
@@ -141,12 +190,15 @@ def report_markdown(plan: DistillPlan, doc: dict) -> str:
     def captions(names) -> str:  # the row under a row of grids: method, AR steps, toy-FID
         return "| " + " | ".join(grid_caption(n, doc.get("speed", []), doc.get("quality") or {}) for n in names) + " |"
 
-    lines = [f"# Distilled Decoding of {plan.teacher}", "",
-             f"Recipe `{repo_relative(plan.recipe)}`; output `{plan.out}`: `trajectories/`, `student/`, `bench/`.", "",
+    rows = [f"{plan.method}-{s}step" for s in plan.steps]  # the benchmark's row names (dd-1step, dd2-1step, ...)
+    title = {"dd": "Distilled Decoding", "dd2": "Distilled Decoding 2"}[plan.method]
+    folders = "`trajectories/`, `student/`, `bench/`" if plan.method == "dd" else "`student/`, `bench/`"
+    lines = [f"# {title} of {plan.teacher}", "",
+             f"Recipe `{repo_relative(plan.recipe)}`; output `{plan.out}`: {folders}.", "",
              "| teacher | " + " | ".join(f"{s}-step student" for s in plan.steps) + " |",
              "|---|" + "---|" * len(plan.steps),
-             "| ![teacher](bench/grid-teacher.png) | " + " | ".join(f"![dd-{s}step](bench/grid-dd-{s}step.png)" for s in plan.steps) + " |",
-             captions(["teacher", *(f"dd-{s}step" for s in plan.steps)]),
+             "| ![teacher](bench/grid-teacher.png) | " + " | ".join(f"![{r}](bench/grid-{r}.png)" for r in rows) + " |",
+             captions(["teacher", *rows]),
              *([ "", "Naive baselines (the same teacher with AR steps cut, tokens drawn independently):", "",
                  "| " + " | ".join(baselines) + " |", "|" + "---|" * len(baselines),
                  "| " + " | ".join(f"![{b}](bench/grid-{b}.png)" for b in baselines) + " |", captions(baselines), ""]
@@ -156,4 +208,4 @@ def report_markdown(plan: DistillPlan, doc: dict) -> str:
     return "\n".join(lines) + run_markdown(doc, plots=[], heading="##", plot_prefix="bench/")
 
 
-__all__ = ["DistillPlan", "run_distill", "recipe_for_teacher", "report_markdown"]
+__all__ = ["DistillPlan", "METHODS", "run_distill", "recipe_for_teacher", "report_markdown"]

@@ -55,3 +55,27 @@ train: {{steps: 6, lr: 1.0e-3, warmup_steps: 0, schedule: constant, grad_clip: 1
     assert one.keys() == two.keys()
     for k in one:
         assert torch.allclose(one[k], two[k], rtol=1e-4, atol=1e-5), k
+
+
+def test_two_rank_dd2_training_equals_one_process(tiny_home, tmp_path):
+    """DD2 (pool → GTS → CSD): every stage's batches split over 2 ranks give the single-process losses and weights."""
+    recipe = tmp_path / "dd2-tiny.yaml"
+    recipe.write_text(f"""kind: dd2-student
+teacher: {TINY_VAR_NAME}
+network: {{head_width: 16, head_depth: 1}}
+pool: {{num: 8, batch_size: 4}}
+gts: {{batch_size: 4, head_steps: 2, full_steps: 2, log_every: 1}}
+csd: {{steps: 3, batch_size: 4, guidance_steps: 1, log_every: 1, ckpt_every: 2, lr: 1.0e-3, warmup_steps: 0}}
+""")
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--recipe", str(recipe), "--out", str(tmp_path / "one")])
+    assert e.value.code == 0
+    run_torchrun(2, ["train", "--recipe", str(recipe), "--out", str(tmp_path / "two")], timeout=300)
+    for stage in ("gts-head", "gts-full", "csd"):
+        losses = [torch.load(tmp_path / d / stage / "checkpoint.pt", weights_only=True)["losses"] for d in ("one", "two")]
+        assert [s for s, _ in losses[0]] == [s for s, _ in losses[1]]
+        assert torch.allclose(torch.tensor([v for _, v in losses[1]]), torch.tensor([v for _, v in losses[0]]), rtol=1e-4), stage
+    one, two = (load_state_dict_file(tmp_path / d / "student.safetensors") for d in ("one", "two"))
+    assert one.keys() == two.keys()
+    for k in one:
+        assert torch.allclose(one[k], two[k], rtol=1e-4, atol=1e-5), k

@@ -39,17 +39,24 @@ class TeacherPool:
 
 
 @torch.no_grad()
-def make_teacher_pool(family, num: int, *, seed: int = 0, batch_size: int = 64) -> TeacherPool:
+def make_teacher_pool(family, num: int, *, seed: int = 0, batch_size: int = 64, keep_probs: bool = True,
+                      progress: bool = False) -> TeacherPool:
     """`num` class-balanced teacher samples (label = index % classes, seed of the batch at index i: seed·1_000_003 + i)
-    and their teacher-forced sampling distributions."""
-    labels = torch.arange(num) % family.num_classes
+    and their teacher-forced sampling distributions (`keep_probs=False`: probs left empty, `[0]`)."""
+    from rich.progress import Progress
+
+    labels = torch.arange(num) % max(1, family.num_classes)
     tokens, probs = [], []
-    for start in range(0, num, batch_size):
-        lab = labels[start:start + batch_size]
-        tok = family.sample_teacher(lab, seed * 1_000_003 + start)
-        tokens.append(tok.cpu())
-        probs.append(family.sampling_probs(lab, tok).cpu())
-    return TeacherPool(labels, torch.cat(tokens), torch.cat(probs))
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("teacher pool", total=num)
+        for start in range(0, num, batch_size):
+            lab = labels[start:start + batch_size]
+            tok = family.sample_teacher(lab, seed * 1_000_003 + start)
+            tokens.append(tok.cpu())
+            if keep_probs:
+                probs.append(family.sampling_probs(lab, tok).cpu())
+            bar.update(task, advance=len(lab))
+    return TeacherPool(labels, torch.cat(tokens), torch.cat(probs) if keep_probs else torch.zeros(0))
 
 
 def gts_targets(family, probs: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

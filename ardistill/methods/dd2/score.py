@@ -97,13 +97,20 @@ def clean_token_prediction(
     log_probs: torch.Tensor, codebook: torch.Tensor, x: torch.Tensor, t: torch.Tensor, *, chunk_positions: int | None = None
 ) -> torch.Tensor:
     """The teacher's posterior mean of the clean token, x̂0 = Σ_j w_j c_j, `[B, L, C]` in the dtype of x / codebook
-    (promoted). Differentiable in x, log_probs and the codebook; finite gradients with −inf log-probabilities.
+    (promoted, at least fp32: computed outside any autocast region, whose low-precision matmuls would blur the
+    posterior). Differentiable in x, log_probs and the codebook; finite gradients with −inf log-probabilities.
     Raises if some position excludes every code (its posterior is undefined)."""
     t = _check(log_probs, codebook, x, t)
     B, L, V = log_probs.shape
     if bool(torch.isneginf(log_probs).all(dim=-1).any()):
         raise BadArgumentError("a position has zero probability for every code; its posterior is undefined")
-    dtype = torch.promote_types(x.dtype, codebook.dtype)
+    dtype = torch.promote_types(torch.promote_types(x.dtype, codebook.dtype), torch.float32)
+    with torch.autocast(x.device.type, enabled=False):
+        return _clean_token_prediction(log_probs, codebook, x, t, dtype, chunk_positions)
+
+
+def _clean_token_prediction(log_probs, codebook, x, t, dtype, chunk_positions):
+    B, L, V = log_probs.shape
     lp, xs, ts = log_probs.reshape(B * L, V).to(dtype), x.reshape(B * L, -1).to(dtype), t.reshape(B * L).to(dtype)
     cb = codebook.to(dtype)
     code_sq = (cb * cb).sum(-1)

@@ -122,3 +122,34 @@ def test_distill_baselines_none_turns_the_recipes_baselines_off(tmp_path, capsys
                         "--baselines", "none"], capsys)
     assert code == 0, err
     assert {r["method"] for r in json.loads((out / "bench" / "bench.json").read_text())["speed"]} == {"teacher", "dd-1step"}
+
+
+def test_distill_method_dd2_trains_benches_and_reports_without_trajectories(tmp_path, capsys, tiny_teacher_registered):
+    teacher = tiny_teacher_registered
+    recipe = tmp_path / "tiny2.yaml"
+    recipe.write_text(f"kind: dd2-student\nname: tiny2\nteacher: {teacher.name}\nnetwork: {{head_width: 16, head_depth: 1}}\n"
+                      "pool: {num: 8, batch_size: 4}\ngts: {batch_size: 4, head_steps: 2, full_steps: 1}\n"
+                      "csd: {steps: 2, batch_size: 4, guidance_steps: 1}\n")
+    out = tmp_path / "run2"
+    argv = ["distill", "--teacher", teacher.name, "--method", "dd2", "--recipe", recipe, "--out", out, "--steps", "1,2",
+            "--fid-samples", "0", "--batch-sizes", "2", "--repeats", "1"]
+    code, text, err = run(argv, capsys)
+    assert code == 0, err
+    assert not (out / "trajectories").exists() and (out / "student" / "student.safetensors").is_file()
+    doc = json.loads((out / "bench" / "bench.json").read_text())
+    steps = {r["method"]: r["forward_passes_per_image"] for r in doc["speed"]}
+    assert set(steps) == {"teacher", "dd2-1step", "dd2-2step"}
+    assert steps["dd2-1step"] == 1 and steps["teacher"] == 6  # 2-step: one generator pass + the teacher's last scale
+    report = (out / "report.md").read_text()
+    assert report.startswith("# Distilled Decoding 2 of") and "grid-dd2-1step.png" in report
+    code, text, err = run(argv, capsys)
+    assert code == 0 and "already trained" in text
+    # options of the other method, and step counts the teacher does not have, are refused in one line
+    base = ["distill", "--teacher", teacher.name, "--method", "dd2", "--recipe", recipe, "--out", tmp_path / "e",
+            "--fid-samples", "0"]
+    for extra, words in ((["--num-trajectories", "4"], "--num-trajectories is for --method dd"),
+                         (["--steps", "9"], "--steps must lie in 1 … 3")):
+        code, _, err = run([*base, *extra], capsys)
+        assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
+    code, _, err = run(["distill", "--teacher", teacher.name, "--method", "dd3", "--out", tmp_path / "q"], capsys)
+    assert code == 2 and "--method must be dd or dd2" in err

@@ -1,0 +1,151 @@
+"""`kind: dd2-student` recipes (recipes/dd2/*.yaml) → a trained DD2 student folder.
+
+`DD2Recipe` is the schema (checked on load: unknown / missing keys and wrong types are one-line errors naming the
+file and the dotted key, see ardistill/recipe_schema.py). `ardistill train --recipe dd2/<name>` and
+`ardistill distill --method dd2` run it through `ardistill.methods.dd2.train.train_dd2_student`.
+
+Step counts: `gts.head_steps` / `gts.full_steps` are optimiser steps of the two GTS phases; `csd.steps`,
+`csd.warmup_steps`, `csd.ckpt_every`, `csd.log_every` and `eval.every` count *generator* updates (each one preceded by
+`csd.guidance_steps` guidance updates).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ardistill.configs import FieldError
+from ardistill.recipe_schema import Recipe, TeacherSampling, load_typed_recipe
+
+
+@dataclass(kw_only=True)
+class DD2Network:
+    """The generator / guidance network: the teacher's backbone (copied) and an MLP diffusion head."""
+
+    head_width: int = 128
+    head_depth: int = 3
+    code_scale: float | None = None  # network space = code vectors × code_scale; None: 1 / std of the codebook
+    seed: int = 0  # draws the head's initial weights
+
+
+@dataclass(kw_only=True)
+class DD2Pool:
+    """Teacher samples GTS tunes on: class-balanced labels, batch seeds seed·1_000_003 + first index."""
+
+    num: int = 1024
+    seed: int = 7
+    batch_size: int = 64
+    # keep every sample's per-position distribution [num, L, V] in memory (one teacher pass over the pool), instead of
+    # one teacher-forced pass per GTS batch: faster for small teachers, num·L·V·4 bytes of memory
+    cache_probs: bool = True
+
+
+@dataclass(kw_only=True)
+class NoiseLevels:
+    """t ~ sigmoid(N(t_loc, t_scale²)) clipped to [t_min, t_max] (logit-normal), or uniform on it."""
+
+    t_distribution: Literal["logit_normal", "uniform"] = "logit_normal"
+    t_loc: float = 0.0
+    t_scale: float = 1.0
+    t_min: float = 0.02
+    t_max: float = 0.98
+
+
+@dataclass(kw_only=True)
+class DD2GTS(NoiseLevels):
+    """GTS tuning (spec §3): the head alone, then the whole model; Adam, linear warm-up per phase, constant lr."""
+
+    batch_size: int = 32
+    noise_draws: int = 2  # (t, ε) draws per sample and position
+    head_steps: int = 150
+    full_steps: int = 90
+    lr_head: float = 1e-3
+    lr_full: float = 2e-4
+    warmup_steps: int = 20
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # autocast of the network passes (the targets stay fp32)
+    ckpt_every: int = 50
+    log_every: int = 10
+    seed: int = 0
+
+
+@dataclass(kw_only=True)
+class DD2CSD(NoiseLevels):
+    """Alternating updates (spec §4): `guidance_steps` FCS updates of ψ, then one CSD update of the generator. One
+    AdamW (no weight decay) over both networks at one lr; each update moves only the network whose loss it is."""
+
+    steps: int = 500  # generator updates
+    batch_size: int = 16
+    guidance_steps: int = 2
+    noise_draws: int = 2  # m: noise draws per generator sample in the FCS loss
+    lr: float = 5e-4
+    betas: tuple[float, float] = (0.9, 0.95)
+    warmup_steps: int = 10  # generator updates
+    schedule: Literal["constant", "cosine", "linear"] = "constant"
+    min_lr_ratio: float = 0.05
+    weighting: Literal["none", "dmd"] = "none"
+    detach_inputs: bool = True
+    grad_clip: float = 0.0  # 0 = off
+    ema_decay: float = 0.9999  # of the generator, progressive rate min(decay, (k + 1)/(k + 10)); 0 = none
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # autocast of the network passes
+    ckpt_every: int = 25  # generator updates
+    log_every: int = 5  # generator updates
+    seed: int = 0
+
+
+@dataclass(kw_only=True)
+class DD2Eval:
+    """Toy-FID and class accuracy of 1-step samples during CSD (built-in teachers only), by the evaluation protocol."""
+
+    every: int = 0  # generator updates between evaluations; 0: only at the end
+    num: int = 256
+    seed: int = 0
+
+
+@dataclass(kw_only=True)
+class DD2Recipe(Recipe):
+    """A DD2 student: teacher pool → GTS tuning → alternating CSD / FCS training → the EMA generator."""
+
+    kind: Literal["dd2-student"] = "dd2-student"
+    teacher: str  # registered teacher name
+    sampling: TeacherSampling = field(default_factory=TeacherSampling)  # the teacher distribution distilled
+    network: DD2Network = field(default_factory=DD2Network)
+    pool: DD2Pool = field(default_factory=DD2Pool)
+    gts: DD2GTS = field(default_factory=DD2GTS)
+    csd: DD2CSD = field(default_factory=DD2CSD)
+    eval: DD2Eval = field(default_factory=DD2Eval)
+    baselines: tuple[str, ...] = ()  # naive few-step baselines benched beside the student by `distill`
+
+    def check(self) -> None:
+        n, g, c, e = self.network, self.gts, self.csd, self.eval
+        minimum = {  # dotted key: (value, least allowed)
+            "network.head_width": (n.head_width, 1), "network.head_depth": (n.head_depth, 1), "pool.num": (self.pool.num, 1),
+            "pool.batch_size": (self.pool.batch_size, 1), "gts.batch_size": (g.batch_size, 1),
+            "gts.noise_draws": (g.noise_draws, 1), "gts.head_steps": (g.head_steps, 0), "gts.full_steps": (g.full_steps, 0),
+            "gts.warmup_steps": (g.warmup_steps, 0), "gts.ckpt_every": (g.ckpt_every, 1), "gts.log_every": (g.log_every, 1),
+            "csd.steps": (c.steps, 1), "csd.batch_size": (c.batch_size, 1), "csd.guidance_steps": (c.guidance_steps, 0),
+            "csd.noise_draws": (c.noise_draws, 1), "csd.warmup_steps": (c.warmup_steps, 0), "csd.grad_clip": (c.grad_clip, 0),
+            "csd.ema_decay": (c.ema_decay, 0), "csd.ckpt_every": (c.ckpt_every, 1), "csd.log_every": (c.log_every, 1),
+            "eval.every": (e.every, 0), "eval.num": (e.num, 2), "eval.seed": (e.seed, 0),
+        }
+        for key, (value, least) in minimum.items():
+            if value < least:
+                raise FieldError(key, f"must be ≥ {least}, got {value}")
+        if c.ema_decay >= 1:
+            raise FieldError("csd.ema_decay", f"must be < 1, got {c.ema_decay}")
+        for name, levels in (("gts", self.gts), ("csd", self.csd)):
+            if not 0 < levels.t_min < levels.t_max < 1:
+                raise FieldError(f"{name}.t_min", f"need 0 < t_min < t_max < 1, got {levels.t_min}, {levels.t_max}")
+        for key, lr in (("gts.lr_head", self.gts.lr_head), ("gts.lr_full", self.gts.lr_full), ("csd.lr", self.csd.lr)):
+            if not lr > 0:
+                raise FieldError(key, f"must be > 0, got {lr}")
+        if self.network.code_scale is not None and not self.network.code_scale > 0:
+            raise FieldError("network.code_scale", f"must be > 0 (or left out), got {self.network.code_scale}")
+
+
+def load_dd2_recipe(recipe: str | Path | DD2Recipe) -> DD2Recipe:
+    """A DD2 recipe by name or path (checked), or one already loaded."""
+    return recipe if isinstance(recipe, DD2Recipe) else load_typed_recipe(recipe, DD2Recipe)
+
+
+__all__ = ["DD2Recipe", "DD2Network", "DD2Pool", "DD2GTS", "DD2CSD", "DD2Eval", "NoiseLevels", "load_dd2_recipe"]

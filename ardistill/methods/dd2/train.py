@@ -1,0 +1,271 @@
+"""Training a DD2 student from a `dd2-student` recipe, every stage through the shared loop
+(`ardistill.training.loop.train_loop`: resumable, NaN stop, Ctrl-C / SIGTERM checkpoints, torchrun data parallel).
+
+Stages, each in its own sub-folder of the output folder OUT, each resumed where it stopped:
+
+1. `pool.pt`: `pool.num` class-balanced teacher samples (tokens `[N, L]`, labels `[N]`) at the distilled sampling
+   settings (`gts.make_teacher_pool`; rank 0 makes it, written atomically). Their per-position distributions
+   `[N, L, V]` are recomputed from the tokens (one teacher-forced pass, `pool.cache_probs`) or per batch.
+2. `gts-head/`, `gts-full/`: GTS tuning (spec §3) of one network, the head alone (backbone frozen), then all of it.
+3. `csd/`: generator G and guidance ψ, both copies of the tuned network, trained by alternating updates (spec §4):
+   optimiser steps s with s mod (K + 1) < K update ψ by the FCS loss on detached generator samples; the others
+   update G by the CSD loss with ψ frozen. One AdamW over both networks at one lr: an update gives gradients to one
+   network only, and AdamW skips parameters without one, so each network's moments see only its own updates
+   (decision 17, docs/dd2.md). The EMA averages G only, after generator updates, at the progressive rate counted in
+   generator updates.
+4. OUT/student.safetensors + student.json: the EMA generator as a `DD2Student`.
+
+Every batch is a pure function of (stage, seed, step, micro-step): labels, sample indices, noise levels t and noise ε
+are drawn from a CPU generator seeded by `batch_seed`, batch-first (`[B, ...]`, the m noise draws as a second
+dimension) so that the loop's per-rank slicing gives each rank its share and the run does not depend on the number of
+processes (up to floating-point noise).
+
+Shapes: B batch, m noise draws, L tokens, C code dimension, V codebook size.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ardistill import distributed
+from ardistill.errors import ArdistillError
+from ardistill.io import atomic_torch_save
+from ardistill.methods.dd2.alternating import frozen, generator_step_loss, guidance_step_loss
+from ardistill.methods.dd2.family import family_adapter
+from ardistill.methods.dd2.gts import TeacherPool, gts_loss, make_teacher_pool
+from ardistill.methods.dd2.losses import sample_t
+from ardistill.methods.dd2.recipe import DD2Recipe, NoiseLevels
+from ardistill.methods.dd2.student import DD2Student, DD2StudentConfig
+from ardistill.registry import is_builtin_model
+from ardistill.training.loop import TrainConfig, batch_seed, train_loop
+
+POOL_FILE = "pool.pt"
+
+
+class GeneratorAndGuidance(nn.Module):
+    """The two networks CSD trains, as one module for the shared loop (one optimiser, one checkpoint)."""
+
+    def __init__(self, generator: nn.Module, guidance: nn.Module):
+        super().__init__()
+        self.generator, self.guidance = generator, guidance
+
+
+def _noise_levels(levels: NoiseLevels, shape: tuple[int, ...], g: torch.Generator, device) -> torch.Tensor:
+    return sample_t(shape, distribution=levels.t_distribution, generator=g, loc=levels.t_loc, scale=levels.t_scale,
+                    t_min=levels.t_min, t_max=levels.t_max, device=device)
+
+
+def _draws_first(x: torch.Tensor) -> torch.Tensor:
+    """`[B, m, ...]` → `[m·B, ...]` with draw r of sample b at row r·B + b (the layout of the DD2 losses)."""
+    return x.transpose(0, 1).reshape(x.shape[0] * x.shape[1], *x.shape[2:])
+
+
+# ---------------------------------------------------------------------------------------------------------- pool
+def pool_settings(recipe: DD2Recipe, family) -> dict:
+    """What a pool depends on (checked when a run resumes on an existing one)."""
+    return {"teacher": family.teacher.name, "num": recipe.pool.num, "seed": recipe.pool.seed,
+            "batch_size": recipe.pool.batch_size, "sampling": {k: list(v) if isinstance(v, tuple) else v
+                                                              for k, v in family.settings.items()}}
+
+
+def load_or_make_pool(family, recipe: DD2Recipe, path: Path, *, log=print, progress: bool = False) -> TeacherPool:
+    """The teacher pool at `path`, made first (rank 0, atomic write) when missing. probs are filled when
+    `pool.cache_probs`, else left empty (`[0]`) for per-batch computation."""
+    settings = pool_settings(recipe, family)
+    if distributed.is_main() and not path.is_file():
+        t0 = time.perf_counter()
+        log(f"teacher pool: {recipe.pool.num} samples of {family.teacher.name} → {path}")
+        pool = make_teacher_pool(family, recipe.pool.num, seed=recipe.pool.seed, batch_size=recipe.pool.batch_size,
+                                 keep_probs=False, progress=progress)
+        atomic_torch_save({"labels": pool.labels, "tokens": pool.tokens, "settings": settings,
+                           "seconds": time.perf_counter() - t0}, path)
+    distributed.barrier()
+    saved = torch.load(path, weights_only=True)
+    if saved.get("settings") != settings:
+        raise ArdistillError(f"{path} was made with other settings ({saved.get('settings')}); use another output folder")
+    probs = torch.zeros(0)
+    if recipe.pool.cache_probs:
+        probs = torch.cat([family.sampling_probs(saved["labels"][i:i + recipe.pool.batch_size],
+                                                 saved["tokens"][i:i + recipe.pool.batch_size]).cpu()
+                           for i in range(0, saved["tokens"].shape[0], recipe.pool.batch_size)])
+    return TeacherPool(saved["labels"], saved["tokens"], probs)
+
+
+# ----------------------------------------------------------------------------------------------------------- GTS
+class GTSBatches:
+    """(step, micro) → {labels [B], tokens [B, L], probs [B, L, V] (when cached), t [B, m, L], noise [B, m, L, C]}."""
+
+    def __init__(self, pool: TeacherPool, recipe: DD2Recipe, family, phase: str, grad_accum: int = 1):
+        self.pool, self.gts, self.phase, self.grad_accum = pool, recipe.gts, phase, grad_accum
+        self.L, self.C, self.device = family.tokens_per_image, family.code_dim, family.device
+
+    def __call__(self, step: int, micro: int) -> dict:
+        g = torch.Generator().manual_seed(batch_seed("dd2-gts", self.phase, self.gts.seed, step * self.grad_accum + micro))
+        B, m = self.gts.batch_size, self.gts.noise_draws
+        idx = torch.randint(self.pool.tokens.shape[0], (B,), generator=g)
+        batch = {"labels": self.pool.labels[idx], "tokens": self.pool.tokens[idx],
+                 "t": _noise_levels(self.gts, (B, m, self.L), g, "cpu"), "noise": torch.randn(B, m, self.L, self.C, generator=g)}
+        if self.pool.probs.numel():
+            batch["probs"] = self.pool.probs[idx]
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+
+def gts_phase(net, family, pool: TeacherPool, recipe: DD2Recipe, phase: str, out_dir: Path, *, resume: bool,
+              progress: bool):
+    """One GTS phase ("head": the head alone, backbone features without gradient; "full": every parameter)."""
+    g = recipe.gts
+    steps, lr = (g.head_steps, g.lr_head) if phase == "head" else (g.full_steps, g.lr_full)
+    cfg = TrainConfig(steps=steps, lr=lr, betas=(0.9, 0.95), warmup_steps=g.warmup_steps, schedule="constant",
+                      grad_clip=0.0, ckpt_every=g.ckpt_every, log_every=g.log_every, seed=g.seed,
+                      mixed_precision=g.mixed_precision)
+
+    def loss_fn(batch: dict, step: int):
+        probs = batch.get("probs")
+        if probs is None:
+            probs = family.sampling_probs(batch["labels"], batch["tokens"])
+        return gts_loss(net, family, batch["labels"], batch["tokens"], probs, t=_draws_first(batch["t"]),
+                        noise=_draws_first(batch["noise"]), backbone_grad=phase == "full")
+
+    params = list(net.head.parameters()) if phase == "head" else [p for p in net.parameters() if p.requires_grad]
+    return train_loop(model=net, loss_fn=loss_fn, get_batch=GTSBatches(pool, recipe, family, phase), cfg=cfg,
+                      out_dir=out_dir, resume=resume, params=params, progress=progress,
+                      description=f"DD2 GTS tuning ({phase})", extra_state={"recipe": recipe.source, "phase": phase})
+
+
+# ----------------------------------------------------------------------------------------------------------- CSD
+class CSDBatches:
+    """(step, micro) → {labels [B], eps [B, L, C], t, noise}: guidance steps t [B, m, L], noise [B, m, L, C];
+    generator steps t [B, L], noise [B, L, C]. Labels uniform over the classes (none for an unconditional teacher)."""
+
+    def __init__(self, recipe: DD2Recipe, family, grad_accum: int = 1):
+        self.csd, self.grad_accum = recipe.csd, grad_accum
+        self.L, self.C, self.num_classes, self.device = family.tokens_per_image, family.code_dim, family.num_classes, family.device
+
+    def is_guidance_step(self, step: int) -> bool:
+        return step % (self.csd.guidance_steps + 1) < self.csd.guidance_steps
+
+    def __call__(self, step: int, micro: int) -> dict:
+        g = torch.Generator().manual_seed(batch_seed("dd2-csd", self.csd.seed, step * self.grad_accum + micro))
+        B, m = self.csd.batch_size, self.csd.noise_draws
+        draws = (B, m) if self.is_guidance_step(step) else (B,)
+        batch = {"labels": torch.randint(max(1, self.num_classes), (B,), generator=g),
+                 "eps": torch.randn(B, self.L, self.C, generator=g),
+                 "t": _noise_levels(self.csd, (*draws, self.L), g, "cpu"),
+                 "noise": torch.randn(*draws, self.L, self.C, generator=g)}
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+
+def csd_train_config(recipe: DD2Recipe) -> TrainConfig:
+    """The loop's config: generator-update counts of the recipe × (K + 1) optimiser steps."""
+    c = recipe.csd
+    per = c.guidance_steps + 1
+    return TrainConfig(steps=c.steps * per, lr=c.lr, weight_decay=0.0, betas=c.betas, warmup_steps=c.warmup_steps * per,
+                       schedule=c.schedule, min_lr_ratio=c.min_lr_ratio, grad_clip=c.grad_clip, ema_decay=c.ema_decay,
+                       ckpt_every=c.ckpt_every * per, log_every=c.log_every * per, seed=c.seed,
+                       mixed_precision=c.mixed_precision)
+
+
+def student_config(recipe: DD2Recipe, family) -> DD2StudentConfig:
+    return DD2StudentConfig(family=family.teacher.family, teacher=family.teacher.name, code_scale=family.code_scale,
+                            head_width=recipe.network.head_width, head_depth=recipe.network.head_depth,
+                            sampling={k: list(v) if isinstance(v, tuple) else v for k, v in family.settings.items()})
+
+
+def toy_eval_fn(family, recipe: DD2Recipe, config: DD2StudentConfig):
+    """(pair, step) → toy-FID, class accuracy, KID, precision / recall of `eval.num` 1-step samples of the generator
+    (the EMA weights during training) by the evaluation protocol: what `ardistill bench --student OUT --dd-steps 1
+    --fid --num-samples num --seed seed` gives for the saved student."""
+    from ardistill.eval.protocol import student_generator, toy_quality
+
+    teacher, per = family.teacher, recipe.csd.guidance_steps + 1
+
+    def run(pair: GeneratorAndGuidance, step: int) -> dict:
+        student = DD2Student(pair.generator, teacher, config)
+        q = toy_quality(student_generator(student), recipe.eval.num, seed=recipe.eval.seed, image_size=teacher.image_size,
+                        num_classes=teacher.num_classes, device=teacher.device, across_ranks=False)
+        return {"generator_steps": step // per, "fid": q["fid"], "class_acc": q["class_accuracy"], "kid_mean": q["kid_mean"],
+                "precision": q["precision"], "recall": q["recall"]}
+
+    return run
+
+
+def csd_stage(pair: GeneratorAndGuidance, family, recipe: DD2Recipe, config: DD2StudentConfig, out_dir: Path, *,
+              resume: bool, progress: bool):
+    c = recipe.csd
+    per = c.guidance_steps + 1
+    batches = CSDBatches(recipe, family)
+    guidance_params = [p for p in pair.guidance.parameters() if p.requires_grad]
+    conditional = family.num_classes > 0
+    last_fcs = {"fcs": float("nan")}
+
+    def loss_fn(batch: dict, step: int):
+        labels = batch["labels"] if conditional else None
+        if batches.is_guidance_step(step):
+            loss, metrics = guidance_step_loss(pair.generator, pair.guidance, batch["eps"], labels,
+                                               t=_draws_first(batch["t"]), noise=_draws_first(batch["noise"]))
+            last_fcs["fcs"] = float(loss.detach())
+            return loss, {"fcs": last_fcs["fcs"]}
+        # ψ frozen while the graph is built: the backward after this function then reaches the generator only
+        with frozen(guidance_params):
+            loss, metrics = generator_step_loss(pair.generator, pair.guidance, family.teacher_probs, family.codebook,
+                                                batch["eps"], labels, t=batch["t"], noise=batch["noise"],
+                                                weighting=c.weighting, detach_inputs=c.detach_inputs)
+        return loss, {"csd": metrics["csd"], "fcs": last_fcs["fcs"]}
+
+    eval_fn = toy_eval_fn(family, recipe, config) if is_builtin_model(family.teacher.name) else None
+    return train_loop(model=pair, loss_fn=loss_fn, get_batch=batches, cfg=csd_train_config(recipe), out_dir=out_dir,
+                      resume=resume, eval_fn=eval_fn, eval_every=recipe.eval.every * per, progress=progress,
+                      description=f"DD2 CSD ({c.steps} generator steps)",
+                      extra_state={"recipe": recipe.source, "generator_steps": c.steps},
+                      ema_module=pair.generator, ema_step=lambda s: s // per if s % per == 0 else None)
+
+
+# ---------------------------------------------------------------------------------------------------- the whole
+def train_dd2_student(teacher, recipe: DD2Recipe, out_dir: str | Path, *, resume: bool = False, progress: bool = True,
+                      log=print) -> DD2Student:
+    """Run (or, with `resume`, continue) every stage of `recipe` on the loaded `teacher` (the recipe's teacher, loaded
+    by the caller); writes OUT/student.safetensors + student.json and returns the student (EMA generator)."""
+    if teacher.name != recipe.teacher:
+        raise ArdistillError(f"{recipe.source or 'the recipe'} distils {recipe.teacher!r}, not {teacher.name!r}")
+    out = Path(out_dir)
+    if not resume and (out / POOL_FILE).is_file():
+        raise ArdistillError(f"{out} holds a DD2 run already; pass --resume to continue it or choose another output folder")
+    out.mkdir(parents=True, exist_ok=True)
+    family = family_adapter(teacher, code_scale=recipe.network.code_scale, **recipe.sampling.to_dict())
+    t0 = time.perf_counter()
+    pool = load_or_make_pool(family, recipe, out / POOL_FILE, log=log, progress=progress)
+    pool_seconds = float(torch.load(out / POOL_FILE, weights_only=True).get("seconds", 0.0))
+    net = family.new_network(head_width=recipe.network.head_width, head_depth=recipe.network.head_depth,
+                             seed=recipe.network.seed)
+    gts_seconds, gts_losses = 0.0, {}
+    for phase in ("head", "full"):
+        if (recipe.gts.head_steps if phase == "head" else recipe.gts.full_steps) == 0:
+            continue
+        folder = out / f"gts-{phase}"
+        result = gts_phase(net, family, pool, recipe, phase, folder, resume=resume or (folder / "checkpoint.pt").is_file(),
+                           progress=progress)
+        gts_seconds += result.seconds
+        gts_losses[phase] = result.losses
+    del pool
+    pair = GeneratorAndGuidance(family.generator_from(net), family.guidance_from(net))
+    del net
+    config = student_config(recipe, family)
+    result = csd_stage(pair, family, recipe, config, out / "csd", resume=resume or (out / "csd" / "checkpoint.pt").is_file(),
+                       progress=progress)
+    student = DD2Student(pair.generator, teacher, config, name=out.name)
+    if distributed.is_main():
+        student.save(out, extra={"recipe": recipe.source, "name": recipe.run_name, "generator_steps": recipe.csd.steps,
+                                 "last_loss": result.last_loss, "evals": result.evals, "seconds": {
+                                     "pool": pool_seconds, "gts": gts_seconds, "csd": result.seconds,
+                                     "total": pool_seconds + gts_seconds + result.seconds},
+                                 "gts_losses": gts_losses, "this_process_seconds": time.perf_counter() - t0})
+    distributed.barrier()
+    return student
+
+
+__all__ = ["GeneratorAndGuidance", "GTSBatches", "CSDBatches", "csd_train_config", "load_or_make_pool", "gts_phase",
+           "csd_stage", "student_config", "train_dd2_student", "POOL_FILE"]
