@@ -1,6 +1,7 @@
 """The per-family DD2 adapters, looked up by the teacher's family name (never by branching on it).
 
-An adapter (`VARFamily`, ...) is everything the family-generic DD2 code (GTS tuning, the alternating trainer, the
+An adapter (`VARFamily`, `LlamaGenFamily`: subclasses of `adapter.DD2Family`, which implements everything below
+but the networks) is everything the family-generic DD2 code (GTS tuning, the alternating trainer, the
 student, evaluation) needs from a loaded teacher. Its interface (shapes: B batch, L tokens, C code dimension,
 V codebook size; "network space" = code vectors × `code_scale`):
 
@@ -10,7 +11,9 @@ V codebook size; "network space" = code vectors × `code_scale`):
 - `sampling_probs(labels [B], tokens [B, L]) → [B, L, V]` (the teacher-forced distribution the reference sampler
   draws from), `teacher_probs(prefix [B, L, C], labels) → [B, L, V]` (the same on the nearest codes of a continuous
   prefix), `sample_teacher(labels, seed) → [B, L]`;
-- `new_network(head_width=, head_depth=, seed=) → DD2Net`, `generator_from(net)`, `guidance_from(net)`,
+- `needs_adaptation`, `adapt(tokens, labels, settings, out_dir, resume=)` (LlamaGen: the continuous adaptation),
+  `embedding_hidden`;
+- `new_network(head_width=, head_depth=, seed=, embedding_hidden=) → DD2Net`, `generator_from(net)`, `guidance_from(net)`,
   `euler_sample(net, labels, steps=, generator=) → [B, L, C]`;
 - `decode_continuous(q) / decode_nearest(q) → images [B, 3, H, W]` in [0, 1].
 """
@@ -18,10 +21,11 @@ V codebook size; "network space" = code vectors × `code_scale`):
 from __future__ import annotations
 
 from ardistill.errors import ArdistillError
+from ardistill.methods.dd2.llamagen import LlamaGenFamily
 from ardistill.methods.dd2.var import VARFamily
 
 # teacher.family → adapter class; a new family registers here
-FAMILY_ADAPTERS: dict[str, type] = {"var": VARFamily}
+FAMILY_ADAPTERS: dict[str, type] = {"var": VARFamily, "llamagen": LlamaGenFamily}
 
 
 def family_adapter(teacher, **settings):

@@ -42,6 +42,24 @@ class DD2Pool:
 
 
 @dataclass(kw_only=True)
+class DD2Adaptation:
+    """LlamaGen only (its GPT reads token ids): the continuous adaptation before GTS (spec §2). The token embedding
+    becomes an MLP on the code vector, fitted to the embedding rows (`fit_steps`, full batch over the codebook), then
+    the whole GPT is fine-tuned to the teacher's next-token distributions on the pool's samples (`steps`)."""
+
+    hidden: int = 0  # the MLP's hidden width; 0: 4 × the GPT width
+    fit_steps: int = 1000
+    fit_lr: float = 3e-3
+    steps: int = 200
+    lr: float = 1e-4
+    batch_size: int = 32
+    warmup_steps: int = 20
+    ckpt_every: int = 100
+    log_every: int = 10
+    seed: int = 0
+
+
+@dataclass(kw_only=True)
 class NoiseLevels:
     """t ~ sigmoid(N(t_loc, t_scale²)) clipped to [t_min, t_max] (logit-normal), or uniform on it."""
 
@@ -98,7 +116,7 @@ class DD2Eval:
     """Toy-FID and class accuracy of 1-step samples during CSD (built-in teachers only), by the evaluation protocol."""
 
     every: int = 0  # generator updates between evaluations; 0: only at the end
-    num: int = 256
+    num: int = 256  # ≥ 4 (precision / recall use 3 nearest neighbours)
     seed: int = 0
 
 
@@ -111,6 +129,7 @@ class DD2Recipe(Recipe):
     sampling: TeacherSampling = field(default_factory=TeacherSampling)  # the teacher distribution distilled
     network: DD2Network = field(default_factory=DD2Network)
     pool: DD2Pool = field(default_factory=DD2Pool)
+    adaptation: DD2Adaptation = field(default_factory=DD2Adaptation)  # LlamaGen teachers only
     gts: DD2GTS = field(default_factory=DD2GTS)
     csd: DD2CSD = field(default_factory=DD2CSD)
     eval: DD2Eval = field(default_factory=DD2Eval)
@@ -126,7 +145,11 @@ class DD2Recipe(Recipe):
             "csd.steps": (c.steps, 1), "csd.batch_size": (c.batch_size, 1), "csd.guidance_steps": (c.guidance_steps, 0),
             "csd.noise_draws": (c.noise_draws, 1), "csd.warmup_steps": (c.warmup_steps, 0), "csd.grad_clip": (c.grad_clip, 0),
             "csd.ema_decay": (c.ema_decay, 0), "csd.ckpt_every": (c.ckpt_every, 1), "csd.log_every": (c.log_every, 1),
-            "eval.every": (e.every, 0), "eval.num": (e.num, 2), "eval.seed": (e.seed, 0),
+            "eval.every": (e.every, 0), "eval.num": (e.num, 4), "eval.seed": (e.seed, 0),
+            "adaptation.hidden": (self.adaptation.hidden, 0), "adaptation.fit_steps": (self.adaptation.fit_steps, 0),
+            "adaptation.steps": (self.adaptation.steps, 0), "adaptation.batch_size": (self.adaptation.batch_size, 1),
+            "adaptation.warmup_steps": (self.adaptation.warmup_steps, 0),
+            "adaptation.ckpt_every": (self.adaptation.ckpt_every, 1), "adaptation.log_every": (self.adaptation.log_every, 1),
         }
         for key, (value, least) in minimum.items():
             if value < least:
@@ -136,7 +159,8 @@ class DD2Recipe(Recipe):
         for name, levels in (("gts", self.gts), ("csd", self.csd)):
             if not 0 < levels.t_min < levels.t_max < 1:
                 raise FieldError(f"{name}.t_min", f"need 0 < t_min < t_max < 1, got {levels.t_min}, {levels.t_max}")
-        for key, lr in (("gts.lr_head", self.gts.lr_head), ("gts.lr_full", self.gts.lr_full), ("csd.lr", self.csd.lr)):
+        for key, lr in (("gts.lr_head", self.gts.lr_head), ("gts.lr_full", self.gts.lr_full), ("csd.lr", self.csd.lr),
+                        ("adaptation.fit_lr", self.adaptation.fit_lr), ("adaptation.lr", self.adaptation.lr)):
             if not lr > 0:
                 raise FieldError(key, f"must be > 0, got {lr}")
         if self.network.code_scale is not None and not self.network.code_scale > 0:
@@ -148,4 +172,4 @@ def load_dd2_recipe(recipe: str | Path | DD2Recipe) -> DD2Recipe:
     return recipe if isinstance(recipe, DD2Recipe) else load_typed_recipe(recipe, DD2Recipe)
 
 
-__all__ = ["DD2Recipe", "DD2Network", "DD2Pool", "DD2GTS", "DD2CSD", "DD2Eval", "NoiseLevels", "load_dd2_recipe"]
+__all__ = ["DD2Recipe", "DD2Network", "DD2Pool", "DD2Adaptation", "DD2GTS", "DD2CSD", "DD2Eval", "NoiseLevels", "load_dd2_recipe"]

@@ -42,6 +42,7 @@ class DD2StudentConfig:
     head_width: int
     head_depth: int
     sampling: dict[str, Any] = field(default_factory=dict)  # the teacher settings distilled (cfg, top_k, ...)
+    embedding_hidden: int = 0  # LlamaGen: the continuous input embedding's hidden width (0: none, VAR)
 
 
 class DD2Student:
@@ -78,7 +79,8 @@ class DD2Student:
         family = family_adapter(teacher, code_scale=code_scale, **(sampling or {}))
         model = family.generator_from(family.new_network(head_width=head_width, head_depth=head_depth, seed=seed))
         config = DD2StudentConfig(family=teacher.family, teacher=teacher.name, code_scale=family.code_scale,
-                                  head_width=head_width, head_depth=head_depth, sampling=dict(family.settings))
+                                  head_width=head_width, head_depth=head_depth, sampling=dict(family.settings),
+                                  embedding_hidden=family.embedding_hidden)
         return cls(model, teacher, config, name=name)
 
     @property
@@ -188,7 +190,8 @@ def load_dd2_student(path: str | os.PathLike, *, teacher, device: str | torch.de
     if card.get("teacher_config") is not None and config_from_dict(type(arch), card["teacher_config"], where=str(path / STUDENT_CARD)) != arch:
         raise ArdistillError(f"{path.name} was trained for {config.teacher}; teacher {teacher.name} has a different architecture")
     family = family_adapter(teacher, code_scale=config.code_scale, **_adapter_sampling(config.sampling))
-    net = family.new_network(head_width=config.head_width, head_depth=config.head_depth)
+    net = family.new_network(head_width=config.head_width, head_depth=config.head_depth,
+                             embedding_hidden=config.embedding_hidden)
     model = family.generator_from(net)
     weights = path / STUDENT_WEIGHTS
     if not weights.is_file():

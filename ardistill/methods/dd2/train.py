@@ -6,6 +6,7 @@ Stages, each in its own sub-folder of the output folder OUT, each resumed where 
 1. `pool.pt`: `pool.num` class-balanced teacher samples (tokens `[N, L]`, labels `[N]`) at the distilled sampling
    settings (`gts.make_teacher_pool`; rank 0 makes it, written atomically). Their per-position distributions
    `[N, L, V]` are recomputed from the tokens (one teacher-forced pass, `pool.cache_probs`) or per batch.
+   LlamaGen: `adapt-fit/`, `adapt/`: the continuous adaptation (`ardistill.methods.dd2.llamagen`).
 2. `gts-head/`, `gts-full/`: GTS tuning (spec §3) of one network, the head alone (backbone frozen), then all of it.
 3. `csd/`: generator G and guidance ψ, both copies of the tuned network, trained by alternating updates (spec §4):
    optimiser steps s with s mod (K + 1) < K update ψ by the FCS loss on detached generator samples; the others
@@ -38,7 +39,7 @@ from ardistill.methods.dd2.alternating import frozen, generator_step_loss, guida
 from ardistill.methods.dd2.family import family_adapter
 from ardistill.methods.dd2.gts import TeacherPool, gts_loss, make_teacher_pool
 from ardistill.methods.dd2.losses import sample_t
-from ardistill.methods.dd2.recipe import DD2Recipe, NoiseLevels
+from ardistill.methods.dd2.recipe import DD2Adaptation, DD2Recipe, NoiseLevels
 from ardistill.methods.dd2.student import DD2Student, DD2StudentConfig
 from ardistill.registry import is_builtin_model
 from ardistill.training.loop import TrainConfig, batch_seed, train_loop
@@ -172,7 +173,8 @@ def csd_train_config(recipe: DD2Recipe) -> TrainConfig:
 def student_config(recipe: DD2Recipe, family) -> DD2StudentConfig:
     return DD2StudentConfig(family=family.teacher.family, teacher=family.teacher.name, code_scale=family.code_scale,
                             head_width=recipe.network.head_width, head_depth=recipe.network.head_depth,
-                            sampling={k: list(v) if isinstance(v, tuple) else v for k, v in family.settings.items()})
+                            sampling={k: list(v) if isinstance(v, tuple) else v for k, v in family.settings.items()},
+                            embedding_hidden=family.embedding_hidden)
 
 
 def toy_eval_fn(family, recipe: DD2Recipe, config: DD2StudentConfig):
@@ -224,6 +226,18 @@ def csd_stage(pair: GeneratorAndGuidance, family, recipe: DD2Recipe, config: DD2
                       ema_module=pair.generator, ema_step=lambda s: s // per if s % per == 0 else None)
 
 
+def adapted_teacher_quality(family, recipe: DD2Recipe) -> dict:
+    """{"adapted_fid", "adapted_class_acc"}: the adapted teacher (LlamaGen) by the evaluation protocol, `eval.num`
+    images at `eval.seed`, sampled at the distilled settings, to compare with the teacher's own numbers."""
+    from ardistill.eval.protocol import GeneratorFns, toy_quality
+
+    adapted = family.adapted_teacher()
+    sample = GeneratorFns(lambda labels, seed: adapted.sample(labels, seed=seed, **family.settings), adapted.decode)
+    q = toy_quality(sample, recipe.eval.num, seed=recipe.eval.seed, image_size=adapted.image_size,
+                    num_classes=adapted.num_classes, device=adapted.device, across_ranks=False)
+    return {"adapted_fid": q["fid"], "adapted_class_acc": q["class_accuracy"], "eval_num": recipe.eval.num}
+
+
 # ---------------------------------------------------------------------------------------------------- the whole
 def train_dd2_student(teacher, recipe: DD2Recipe, out_dir: str | Path, *, resume: bool = False, progress: bool = True,
                       log=print) -> DD2Student:
@@ -236,9 +250,18 @@ def train_dd2_student(teacher, recipe: DD2Recipe, out_dir: str | Path, *, resume
         raise ArdistillError(f"{out} holds a DD2 run already; pass --resume to continue it or choose another output folder")
     out.mkdir(parents=True, exist_ok=True)
     family = family_adapter(teacher, code_scale=recipe.network.code_scale, **recipe.sampling.to_dict())
+    if not family.needs_adaptation and recipe.adaptation != DD2Adaptation():
+        raise ArdistillError(f"{recipe.source or 'the recipe'}: adaptation: {teacher.family} teachers read code vectors "
+                             "already; the section is for LlamaGen teachers (remove it)")
     t0 = time.perf_counter()
     pool = load_or_make_pool(family, recipe, out / POOL_FILE, log=log, progress=progress)
     pool_seconds = float(torch.load(out / POOL_FILE, weights_only=True).get("seconds", 0.0))
+    adaptation = {}
+    if family.needs_adaptation:
+        folder = out / "adapt"
+        adaptation = family.adapt(pool.tokens, pool.labels, recipe.adaptation, folder, resume=resume, progress=progress)
+        if is_builtin_model(teacher.name) and distributed.is_main():
+            adaptation.update(adapted_teacher_quality(family, recipe))
     net = family.new_network(head_width=recipe.network.head_width, head_depth=recipe.network.head_depth,
                              seed=recipe.network.seed)
     gts_seconds, gts_losses = 0.0, {}
@@ -260,9 +283,11 @@ def train_dd2_student(teacher, recipe: DD2Recipe, out_dir: str | Path, *, resume
     if distributed.is_main():
         student.save(out, extra={"recipe": recipe.source, "name": recipe.run_name, "generator_steps": recipe.csd.steps,
                                  "last_loss": result.last_loss, "evals": result.evals, "seconds": {
-                                     "pool": pool_seconds, "gts": gts_seconds, "csd": result.seconds,
-                                     "total": pool_seconds + gts_seconds + result.seconds},
-                                 "gts_losses": gts_losses, "this_process_seconds": time.perf_counter() - t0})
+                                     "pool": pool_seconds, "adaptation": adaptation.get("seconds", 0.0), "gts": gts_seconds,
+                                 "csd": result.seconds,
+                                 "total": pool_seconds + adaptation.get("seconds", 0.0) + gts_seconds + result.seconds},
+                                 "gts_losses": gts_losses, "adaptation": adaptation,
+                                 "this_process_seconds": time.perf_counter() - t0})
     distributed.barrier()
     return student
 

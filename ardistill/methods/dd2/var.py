@@ -1,123 +1,28 @@
-"""DD2's VAR adapter: everything the family-generic DD2 code (GTS tuning, the alternating trainer, evaluation) needs
-from a loaded VAR teacher, behind one small object (`VARFamily`), so methods/dd2 never branches on the family.
+"""DD2's VAR adapter (`VARFamily`): the generic adapter (`ardistill.methods.dd2.adapter.DD2Family`: the teacher's
+per-position sampling distribution on a prefix, network space, nearest codes, the tuned model's Euler sampler,
+decoding) with VAR's networks: a copy of the teacher's transformer reading continuous code vectors through VAR's own
+next-scale input path (`ardistill.models.dd2.var`), one AR step = one scale. VAR reads code vectors already: no
+continuous adaptation.
 
-- the teacher's per-position **sampling distribution** on a token prefix (`teacher.sampling_probs`: teacher-forced,
-  CFG ramp, top-k / top-p, temperature exactly as the reference sampler draws), and the `TeacherProbs` callable that reads
-  the nearest codes of a continuous prefix (`teacher_probs`);
-- network space: code vectors × `code_scale` (see `ardistill.models.dd2.var`), the scaled codebook, nearest codes;
-- the DD2 networks built from the teacher (`new_network`), the GTS-tuned model as a sampler (`euler_sample`: 10 Euler
-  steps of the flow per AR step, i.e. per scale), and decoding of continuous outputs or of their nearest codes.
-
-Shapes: B batch, L tokens (Σ pn²), C code dimension, V codebook size. Tokens `[B, L]` int64; labels `[B]` int64;
-continuous tokens `[B, L, C]` in network space; probabilities `[B, L, V]` fp32 (zeros where filtered out).
+Shapes: B batch, L tokens (Σ pn²), C code dimension, V codebook size.
 """
 
 from __future__ import annotations
 
-import torch
-
-from ardistill.models.dd2.net import DD2Generator, DD2Guidance, DD2Net, as_role
+from ardistill.errors import ArdistillError
+from ardistill.methods.dd2.adapter import DD2Family
+from ardistill.models.dd2.net import DD2Net
 from ardistill.models.dd2.var import var_dd2_net
 
 
-class VARFamily:
-    """DD2 adapter for a loaded `VARTeacher`.
+class VARFamily(DD2Family):
+    """DD2 adapter for a loaded `VARTeacher` (arguments: `DD2Family`)."""
 
-    Args:
-        teacher: the VAR teacher (frozen; its transformer and tokenizer are read, never trained).
-        code_scale: network-space scale of the code vectors; None → 1 / (std of the codebook's entries) (decision 12,
-            docs/dd2.md).
-        cfg, top_k, top_p, temperature: the teacher's sampling settings whose distribution DD2 distils (None → the
-            teacher's `default_sampling`).
-    """
-
-    def __init__(self, teacher, *, code_scale: float | None = None, cfg: float | None = None, top_k=None,
-                 top_p: float | None = None, temperature=None):
-        self.teacher = teacher
-        # {cfg, top_k, top_p, temperature}: the teacher's defaults with these overrides, validated by the teacher
-        self.settings = teacher.resolve_sampling(cfg=cfg, top_k=top_k, top_p=top_p, temperature=temperature)
-        raw = teacher.codebook.detach().float()
-        self.code_scale = float(code_scale) if code_scale is not None else float(1.0 / raw.std())
-        self.codebook = raw * self.code_scale  # [V, C] network space
-        self.num_classes = teacher.num_classes
-        self.tokens_per_image = teacher.tokens_per_image
-        self.code_dim = raw.shape[1]
-        self.device = teacher.device
-
-    # ------------------------------------------------------------------------------------------ token spaces
-    def clean(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Token indices `[B, L]` → their code vectors in network space `[B, L, C]`."""
-        return self.codebook[tokens.to(self.device)]
-
-    def nearest_codes(self, q: torch.Tensor) -> torch.Tensor:
-        """Continuous tokens `[B, L, C]` (network space) → nearest codebook indices `[B, L]` int64."""
-        B, L, C = q.shape
-        flat = q.detach().reshape(B * L, C).float()
-        d = (flat * flat).sum(1, keepdim=True) - 2 * flat @ self.codebook.T + (self.codebook * self.codebook).sum(1)[None]
-        return d.argmin(-1).view(B, L)
-
-    # ------------------------------------------------------------------------------------ teacher's conditionals
-    def sampling_probs(self, labels: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """The teacher-forced per-position distribution the reference sampler draws from, `[B, L, V]` fp32, at this
-        adapter's settings (`teacher.sampling_probs`: CFG ramp, top-k / top-p, temperature); row i depends on the
-        tokens of earlier scales only."""
-        return self.teacher.sampling_probs(labels.to(self.device), tokens.to(self.device), **self.settings)
-
-    def teacher_probs(self, prefix: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """DD2's `TeacherProbs` with labels: the teacher's distribution at every position on the nearest codes of the
-        (detached) continuous prefix `[B, L, C]` → `[B, L, V]`."""
-        return self.sampling_probs(labels, self.nearest_codes(prefix))
-
-    @torch.no_grad()
-    def sample_teacher(self, labels: torch.Tensor, seed: int) -> torch.Tensor:
-        """Tokens `[B, L]` from the teacher's reference sampler at this adapter's settings."""
-        return self.teacher.sample(labels, seed=seed, **self.settings)
-
-    # ---------------------------------------------------------------------------------------------- networks
-    def new_network(self, *, head_width: int = 256, head_depth: int = 3, seed: int = 0) -> DD2Net:
-        """A fresh backbone + head (the backbone a copy of the teacher's transformer, the head drawn under `seed`)."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            net = var_dd2_net(self.teacher.network, self.teacher.quantizer, code_scale=self.code_scale,
-                              head_width=head_width, head_depth=head_depth)
-        return net.to(self.device)
-
-    def generator_from(self, net: DD2Net) -> DD2Generator:
-        """G_θ initialised from `net` (a copy): forward(noise, labels) → tokens in one pass."""
-        return as_role(net, DD2Generator)
-
-    def guidance_from(self, net: DD2Net) -> DD2Guidance:
-        """ψ initialised from `net` (a copy): forward(x, t, prefix, labels) → x̂0."""
-        return as_role(net, DD2Guidance)
-
-    @torch.no_grad()
-    def euler_sample(self, net: DD2Net, labels: torch.Tensor, *, steps: int = 10, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The tuned model as an AR sampler: per scale, one backbone pass over the tokens so far, then `steps` Euler
-        steps of the flow from t = 1 to 0 with the head's velocity (x ← x̂0 + (t'/t)(x − x̂0)). → `[B, L, C]`."""
-        B, L, C = labels.shape[0], self.tokens_per_image, self.code_dim
-        q = torch.zeros(B, L, C, device=self.device)
-        labels = labels.to(self.device)
-        for b, e in net.step_slices:
-            f = net.features(labels, q)[:, b:e]
-            x = torch.randn(B, e - b, C, generator=generator).to(self.device)
-            for k in range(steps):
-                t_now, t_next = 1 - k / steps, 1 - (k + 1) / steps
-                x0 = net.denoise(x, torch.full((B, e - b), t_now, device=self.device), f)
-                x = x0 + (t_next / t_now) * (x - x0)
-            q = q.clone()
-            q[:, b:e] = x
-        return q
-
-    # ---------------------------------------------------------------------------------------------- decoding
-    @torch.no_grad()
-    def decode_continuous(self, q: torch.Tensor) -> torch.Tensor:
-        """Continuous tokens `[B, L, C]` (network space) → images `[B, 3, H, W]` in [0, 1] (`decode_embeddings`)."""
-        return self.teacher.decode_embeddings(q / self.code_scale)
-
-    @torch.no_grad()
-    def decode_nearest(self, q: torch.Tensor) -> torch.Tensor:
-        """Continuous tokens → their nearest codes → images `[B, 3, H, W]` in [0, 1]."""
-        return self.teacher.decode(self.nearest_codes(q))
+    def _network(self, *, head_width: int, head_depth: int, embedding_hidden: int) -> DD2Net:
+        if embedding_hidden:
+            raise ArdistillError("VAR's DD2 networks read code vectors directly; they have no input embedding to size")
+        return var_dd2_net(self.teacher.network, self.teacher.quantizer, code_scale=self.code_scale,
+                           head_width=head_width, head_depth=head_depth)
 
 
 __all__ = ["VARFamily"]

@@ -86,7 +86,7 @@ def test_train_resume_load_and_sample(teacher, tmp_path):
     whole = train_dd2_student(teacher, recipe, tmp_path / "whole", progress=False)
     card = json.loads((tmp_path / "whole" / "student.json").read_text())
     assert card["format"] == "ardistill-dd2-student" and card["generator_steps"] == 4
-    assert card["sampling"]["top_k"] == 8 and set(card["seconds"]) == {"pool", "gts", "csd", "total"}
+    assert card["sampling"]["top_k"] == 8 and set(card["seconds"]) == {"pool", "adaptation", "gts", "csd", "total"}
     state = torch.load(tmp_path / "whole" / "csd" / "checkpoint.pt", weights_only=True)
     # one optimiser, two networks: each parameter's moments saw only its own network's updates (ψ 8, G 4)
     assert {float(v["step"]) for v in state["optimizer"]["state"].values()} == {4.0, 8.0}
