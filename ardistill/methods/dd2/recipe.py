@@ -5,8 +5,8 @@ file and the dotted key, see ardistill/recipe_schema.py). `ardistill train --rec
 `ardistill distill --method dd2` run it through `ardistill.methods.dd2.train.train_dd2_student`.
 
 Step counts: `gts.head_steps` / `gts.full_steps` are optimiser steps of the two GTS phases; `csd.steps`,
-`csd.warmup_steps`, `csd.ckpt_every`, `csd.log_every` and `eval.every` count *generator* updates (each one preceded by
-`csd.guidance_steps` guidance updates).
+`csd.warmup_steps`, `csd.ckpt_every`, `csd.log_every`, `alignment.csd_steps` and `eval.every` count *generator*
+updates (each one preceded by `csd.guidance_steps` guidance updates); `alignment.guidance_steps` counts ψ updates.
 """
 
 from __future__ import annotations
@@ -112,6 +112,16 @@ class DD2CSD(NoiseLevels):
 
 
 @dataclass(kw_only=True)
+class DD2Alignment:
+    """The paper's "performance alignment": after `csd.steps`, the generator's EMA is copied into its weights and ψ
+    alone trains `guidance_steps` FCS updates on it (catching up with the generator it scores), then CSD continues
+    for `csd_steps` generator updates (batches from a stream of their own; a fresh optimiser state and EMA)."""
+
+    guidance_steps: int = 0  # 0: no alignment
+    csd_steps: int = 0
+
+
+@dataclass(kw_only=True)
 class DD2Eval:
     """Toy-FID and class accuracy of 1-step samples during CSD (built-in teachers only), by the evaluation protocol."""
 
@@ -132,6 +142,7 @@ class DD2Recipe(Recipe):
     adaptation: DD2Adaptation = field(default_factory=DD2Adaptation)  # LlamaGen teachers only
     gts: DD2GTS = field(default_factory=DD2GTS)
     csd: DD2CSD = field(default_factory=DD2CSD)
+    alignment: DD2Alignment = field(default_factory=DD2Alignment)
     eval: DD2Eval = field(default_factory=DD2Eval)
     baselines: tuple[str, ...] = ()  # naive few-step baselines benched beside the student by `distill`
 
@@ -146,6 +157,8 @@ class DD2Recipe(Recipe):
             "csd.noise_draws": (c.noise_draws, 1), "csd.warmup_steps": (c.warmup_steps, 0), "csd.grad_clip": (c.grad_clip, 0),
             "csd.ema_decay": (c.ema_decay, 0), "csd.ckpt_every": (c.ckpt_every, 1), "csd.log_every": (c.log_every, 1),
             "eval.every": (e.every, 0), "eval.num": (e.num, 4), "eval.seed": (e.seed, 0),
+            "alignment.guidance_steps": (self.alignment.guidance_steps, 0),
+            "alignment.csd_steps": (self.alignment.csd_steps, 0),
             "adaptation.hidden": (self.adaptation.hidden, 0), "adaptation.fit_steps": (self.adaptation.fit_steps, 0),
             "adaptation.steps": (self.adaptation.steps, 0), "adaptation.batch_size": (self.adaptation.batch_size, 1),
             "adaptation.warmup_steps": (self.adaptation.warmup_steps, 0),
@@ -172,4 +185,4 @@ def load_dd2_recipe(recipe: str | Path | DD2Recipe) -> DD2Recipe:
     return recipe if isinstance(recipe, DD2Recipe) else load_typed_recipe(recipe, DD2Recipe)
 
 
-__all__ = ["DD2Recipe", "DD2Network", "DD2Pool", "DD2Adaptation", "DD2GTS", "DD2CSD", "DD2Eval", "NoiseLevels", "load_dd2_recipe"]
+__all__ = ["DD2Recipe", "DD2Network", "DD2Pool", "DD2Adaptation", "DD2Alignment", "DD2GTS", "DD2CSD", "DD2Eval", "NoiseLevels", "load_dd2_recipe"]

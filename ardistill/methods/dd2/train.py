@@ -14,6 +14,8 @@ Stages, each in its own sub-folder of the output folder OUT, each resumed where 
    network only, and AdamW skips parameters without one, so each network's moments see only its own updates
    (decision 17, docs/dd2.md). The EMA averages G only, after generator updates, at the progressive rate counted in
    generator updates.
+   Optional (`alignment`): the paper's performance alignment — `align/`: the EMA generator, ψ alone trained on it;
+   `csd-2/`: more CSD.
 4. OUT/student.safetensors + student.json: the EMA generator as a `DD2Student`.
 
 Every batch is a pure function of (stage, seed, step, micro-step): labels, sample indices, noise levels t and noise ε
@@ -140,17 +142,18 @@ def gts_phase(net, family, pool: TeacherPool, recipe: DD2Recipe, phase: str, out
 # ----------------------------------------------------------------------------------------------------------- CSD
 class CSDBatches:
     """(step, micro) → {labels [B], eps [B, L, C], t, noise}: guidance steps t [B, m, L], noise [B, m, L, C];
-    generator steps t [B, L], noise [B, L, C]. Labels uniform over the classes (none for an unconditional teacher)."""
+    generator steps t [B, L], noise [B, L, C]. Labels uniform over the classes (none for an unconditional teacher).
+    `stream` names the random stream (each CSD segment has its own); `only_guidance`: every step a ψ update."""
 
-    def __init__(self, recipe: DD2Recipe, family, grad_accum: int = 1):
-        self.csd, self.grad_accum = recipe.csd, grad_accum
+    def __init__(self, recipe: DD2Recipe, family, grad_accum: int = 1, *, stream: str = "dd2-csd", only_guidance: bool = False):
+        self.csd, self.grad_accum, self.stream, self.only_guidance = recipe.csd, grad_accum, stream, only_guidance
         self.L, self.C, self.num_classes, self.device = family.tokens_per_image, family.code_dim, family.num_classes, family.device
 
     def is_guidance_step(self, step: int) -> bool:
-        return step % (self.csd.guidance_steps + 1) < self.csd.guidance_steps
+        return self.only_guidance or step % (self.csd.guidance_steps + 1) < self.csd.guidance_steps
 
     def __call__(self, step: int, micro: int) -> dict:
-        g = torch.Generator().manual_seed(batch_seed("dd2-csd", self.csd.seed, step * self.grad_accum + micro))
+        g = torch.Generator().manual_seed(batch_seed(self.stream, self.csd.seed, step * self.grad_accum + micro))
         B, m = self.csd.batch_size, self.csd.noise_draws
         draws = (B, m) if self.is_guidance_step(step) else (B,)
         batch = {"labels": torch.randint(max(1, self.num_classes), (B,), generator=g),
@@ -160,11 +163,12 @@ class CSDBatches:
         return {k: v.to(self.device) for k, v in batch.items()}
 
 
-def csd_train_config(recipe: DD2Recipe) -> TrainConfig:
-    """The loop's config: generator-update counts of the recipe × (K + 1) optimiser steps."""
+def csd_train_config(recipe: DD2Recipe, steps: int | None = None) -> TrainConfig:
+    """The loop's config: generator-update counts of the recipe (`steps`: this segment's, default csd.steps) × (K + 1)
+    optimiser steps."""
     c = recipe.csd
     per = c.guidance_steps + 1
-    return TrainConfig(steps=c.steps * per, lr=c.lr, weight_decay=0.0, betas=c.betas, warmup_steps=c.warmup_steps * per,
+    return TrainConfig(steps=(c.steps if steps is None else steps) * per, lr=c.lr, weight_decay=0.0, betas=c.betas, warmup_steps=c.warmup_steps * per,
                        schedule=c.schedule, min_lr_ratio=c.min_lr_ratio, grad_clip=c.grad_clip, ema_decay=c.ema_decay,
                        ckpt_every=c.ckpt_every * per, log_every=c.log_every * per, seed=c.seed,
                        mixed_precision=c.mixed_precision)
@@ -177,7 +181,7 @@ def student_config(recipe: DD2Recipe, family) -> DD2StudentConfig:
                             embedding_hidden=family.embedding_hidden)
 
 
-def toy_eval_fn(family, recipe: DD2Recipe, config: DD2StudentConfig):
+def toy_eval_fn(family, recipe: DD2Recipe, config: DD2StudentConfig, *, generator_offset: int = 0):
     """(pair, step) → toy-FID, class accuracy, KID, precision / recall of `eval.num` 1-step samples of the generator
     (the EMA weights during training) by the evaluation protocol: what `ardistill bench --student OUT --dd-steps 1
     --fid --num-samples num --seed seed` gives for the saved student."""
@@ -189,17 +193,15 @@ def toy_eval_fn(family, recipe: DD2Recipe, config: DD2StudentConfig):
         student = DD2Student(pair.generator, teacher, config)
         q = toy_quality(student_generator(student), recipe.eval.num, seed=recipe.eval.seed, image_size=teacher.image_size,
                         num_classes=teacher.num_classes, device=teacher.device, across_ranks=False)
-        return {"generator_steps": step // per, "fid": q["fid"], "class_acc": q["class_accuracy"], "kid_mean": q["kid_mean"],
+        return {"generator_steps": generator_offset + step // per, "fid": q["fid"], "class_acc": q["class_accuracy"], "kid_mean": q["kid_mean"],
                 "precision": q["precision"], "recall": q["recall"]}
 
     return run
 
 
-def csd_stage(pair: GeneratorAndGuidance, family, recipe: DD2Recipe, config: DD2StudentConfig, out_dir: Path, *,
-              resume: bool, progress: bool):
+def _csd_loss(pair: GeneratorAndGuidance, family, recipe: DD2Recipe, batches: CSDBatches):
+    """(batch, step) → (loss, metrics) of one alternating step: FCS on ψ, or CSD on G with ψ frozen."""
     c = recipe.csd
-    per = c.guidance_steps + 1
-    batches = CSDBatches(recipe, family)
     guidance_params = [p for p in pair.guidance.parameters() if p.requires_grad]
     conditional = family.num_classes > 0
     last_fcs = {"fcs": float("nan")}
@@ -218,12 +220,36 @@ def csd_stage(pair: GeneratorAndGuidance, family, recipe: DD2Recipe, config: DD2
                                                 weighting=c.weighting, detach_inputs=c.detach_inputs)
         return loss, {"csd": metrics["csd"], "fcs": last_fcs["fcs"]}
 
-    eval_fn = toy_eval_fn(family, recipe, config) if is_builtin_model(family.teacher.name) else None
-    return train_loop(model=pair, loss_fn=loss_fn, get_batch=batches, cfg=csd_train_config(recipe), out_dir=out_dir,
-                      resume=resume, eval_fn=eval_fn, eval_every=recipe.eval.every * per, progress=progress,
-                      description=f"DD2 CSD ({c.steps} generator steps)",
-                      extra_state={"recipe": recipe.source, "generator_steps": c.steps},
+    return loss_fn
+
+
+def csd_stage(pair: GeneratorAndGuidance, family, recipe: DD2Recipe, config: DD2StudentConfig, out_dir: Path, *,
+              resume: bool, progress: bool, steps: int | None = None, stream: str = "dd2-csd", generator_offset: int = 0):
+    """One CSD segment of `steps` generator updates (default csd.steps); on return the generator holds its EMA."""
+    c = recipe.csd
+    steps = c.steps if steps is None else steps
+    per = c.guidance_steps + 1
+    batches = CSDBatches(recipe, family, stream=stream)
+    eval_fn = toy_eval_fn(family, recipe, config, generator_offset=generator_offset) if is_builtin_model(family.teacher.name) else None
+    return train_loop(model=pair, loss_fn=_csd_loss(pair, family, recipe, batches), get_batch=batches,
+                      cfg=csd_train_config(recipe, steps), out_dir=out_dir, resume=resume, eval_fn=eval_fn,
+                      eval_every=recipe.eval.every * per, progress=progress,
+                      description=f"DD2 CSD ({steps} generator steps)",
+                      extra_state={"recipe": recipe.source, "generator_steps": steps},
                       ema_module=pair.generator, ema_step=lambda s: s // per if s % per == 0 else None)
+
+
+def alignment_stage(pair: GeneratorAndGuidance, family, recipe: DD2Recipe, out_dir: Path, *, resume: bool, progress: bool):
+    """Performance alignment: ψ alone, `alignment.guidance_steps` FCS updates on the (EMA) generator's samples."""
+    c = recipe.csd
+    batches = CSDBatches(recipe, family, stream="dd2-align", only_guidance=True)
+    cfg = TrainConfig(steps=recipe.alignment.guidance_steps, lr=c.lr, weight_decay=0.0, betas=c.betas, schedule="constant",
+                      grad_clip=c.grad_clip, ckpt_every=c.ckpt_every * (c.guidance_steps + 1),
+                      log_every=c.log_every * (c.guidance_steps + 1), seed=c.seed, mixed_precision=c.mixed_precision)
+    return train_loop(model=pair, loss_fn=_csd_loss(pair, family, recipe, batches), get_batch=batches, cfg=cfg,
+                      out_dir=out_dir, resume=resume, params=[p for p in pair.guidance.parameters() if p.requires_grad],
+                      progress=progress, description="DD2 performance alignment (guidance only)",
+                      extra_state={"recipe": recipe.source})
 
 
 def adapted_teacher_quality(family, recipe: DD2Recipe) -> dict:
@@ -277,15 +303,28 @@ def train_dd2_student(teacher, recipe: DD2Recipe, out_dir: str | Path, *, resume
     pair = GeneratorAndGuidance(family.generator_from(net), family.guidance_from(net))
     del net
     config = student_config(recipe, family)
-    result = csd_stage(pair, family, recipe, config, out / "csd", resume=resume or (out / "csd" / "checkpoint.pt").is_file(),
-                       progress=progress)
+    def again(folder: str) -> bool:
+        return resume or (out / folder / "checkpoint.pt").is_file()
+
+    result = csd_stage(pair, family, recipe, config, out / "csd", resume=again("csd"), progress=progress)
+    csd_seconds, evals, last_loss = result.seconds, list(result.evals), result.last_loss
+    a = recipe.alignment
+    if a.guidance_steps:
+        csd_seconds += alignment_stage(pair, family, recipe, out / "align", resume=again("align"), progress=progress).seconds
+    if a.csd_steps:
+        result = csd_stage(pair, family, recipe, config, out / "csd-2", resume=again("csd-2"), progress=progress,
+                           steps=a.csd_steps, stream="dd2-csd-2", generator_offset=recipe.csd.steps)
+        csd_seconds += result.seconds
+        evals += result.evals
+        last_loss = result.last_loss
     student = DD2Student(pair.generator, teacher, config, name=out.name)
     if distributed.is_main():
-        student.save(out, extra={"recipe": recipe.source, "name": recipe.run_name, "generator_steps": recipe.csd.steps,
-                                 "last_loss": result.last_loss, "evals": result.evals, "seconds": {
+        student.save(out, extra={"recipe": recipe.source, "name": recipe.run_name,
+                                 "generator_steps": recipe.csd.steps + a.csd_steps, "alignment_steps": a.guidance_steps,
+                                 "last_loss": last_loss, "evals": evals, "seconds": {
                                      "pool": pool_seconds, "adaptation": adaptation.get("seconds", 0.0), "gts": gts_seconds,
-                                 "csd": result.seconds,
-                                 "total": pool_seconds + adaptation.get("seconds", 0.0) + gts_seconds + result.seconds},
+                                     "csd": csd_seconds,
+                                     "total": pool_seconds + adaptation.get("seconds", 0.0) + gts_seconds + csd_seconds},
                                  "gts_losses": gts_losses, "adaptation": adaptation,
                                  "this_process_seconds": time.perf_counter() - t0})
     distributed.barrier()
@@ -293,4 +332,4 @@ def train_dd2_student(teacher, recipe: DD2Recipe, out_dir: str | Path, *, resume
 
 
 __all__ = ["GeneratorAndGuidance", "GTSBatches", "CSDBatches", "csd_train_config", "load_or_make_pool", "gts_phase",
-           "csd_stage", "student_config", "train_dd2_student", "POOL_FILE"]
+           "csd_stage", "alignment_stage", "student_config", "train_dd2_student", "POOL_FILE"]

@@ -114,3 +114,19 @@ def test_train_resume_load_and_sample(teacher, tmp_path):
     other = recipe.overridden({"pool.seed": 8})
     with pytest.raises(ArdistillError, match="other settings"):
         train_dd2_student(teacher, other, tmp_path / "whole", resume=True, progress=False)
+
+
+def test_performance_alignment_trains_guidance_on_the_ema_generator_then_more_csd(teacher, tmp_path):
+    recipe = load_dd2_recipe(write(tmp_path)).overridden({"csd.steps": 2, "alignment.guidance_steps": 2,
+                                                          "alignment.csd_steps": 1})
+    train_dd2_student(teacher, recipe, tmp_path / "run", progress=False)
+    csd = torch.load(tmp_path / "run" / "csd" / "checkpoint.pt", weights_only=True)
+    align = torch.load(tmp_path / "run" / "align" / "checkpoint.pt", weights_only=True)
+    for k, v in csd["ema"].items():  # the generator entering CSD-2 is CSD's EMA, untouched by the alignment
+        assert torch.equal(align["model"][f"generator.{k}"], v), k
+    changed = [k for k in align["model"] if k.startswith("guidance.") and not torch.equal(align["model"][k], csd["model"][k])]
+    assert changed  # ψ trained
+    assert align["step"] == 2
+    card = json.loads((tmp_path / "run" / "student.json").read_text())
+    assert card["generator_steps"] == 3 and card["alignment_steps"] == 2
+    assert (tmp_path / "run" / "csd-2" / "checkpoint.pt").is_file()
