@@ -15,7 +15,7 @@ import torch
 from ardistill.bench.methods import BenchMethod
 from ardistill.bench.report import SCHEMA, grid_caption
 from ardistill.bench.speed import SpeedSettings, environment, run_speed
-from ardistill.bench.toy_models import RANDOM_STUDENT, write_random_student
+from ardistill.bench.toy_models import RANDOM_DD2_STUDENT, RANDOM_STUDENTS, write_random_dd2_student, write_random_student
 from ardistill.errors import BadArgumentError
 from ardistill.generators import ExecutionOptions, GeneratorBuilder, baselines_needing_marginals, parse_baselines
 
@@ -119,13 +119,14 @@ def build_all_methods(cfg: BenchConfig, teacher, models: dict, builder: Generato
     builder = builder or generator_builder(cfg)
     check_config(cfg, builder)
     methods = [builder.teacher(teacher)]
-    if cfg.student == RANDOM_STUDENT:
+    if cfg.student in RANDOM_STUDENTS:
         if not cfg.random_init:
-            raise BadArgumentError(f"--student {RANDOM_STUDENT} needs --random-init (its numbers are speed only)")
+            raise BadArgumentError(f"--student {cfg.student} needs --random-init (its numbers are speed only)")
+        write = write_random_dd2_student if cfg.student == RANDOM_DD2_STUDENT else write_random_student
         with tempfile.TemporaryDirectory(prefix="ardistill-student-") as tmp:
-            students = builder.dd(write_random_student(teacher, tmp), teacher=teacher, steps=cfg.dd_steps)
+            students = builder.dd(write(teacher, tmp), teacher=teacher, steps=cfg.dd_steps)
         for m in students:
-            m.settings["student"] = RANDOM_STUDENT
+            m.settings["student"] = cfg.student
         methods += students
     elif cfg.student:
         methods += builder.dd(cfg.student, teacher=teacher, steps=cfg.dd_steps)

@@ -55,6 +55,8 @@ def ensure_benchable(name: str) -> bool:
 
 
 RANDOM_STUDENT = "random-init"  # `--student random-init`: a random-init DD student of the teacher (speed only)
+RANDOM_DD2_STUDENT = "random-init-dd2"  # `--student random-init-dd2`: a random-init DD2 generator (speed only)
+RANDOM_STUDENTS = (RANDOM_STUDENT, RANDOM_DD2_STUDENT)
 
 
 def write_random_student(teacher, out_dir) -> str:
@@ -78,4 +80,14 @@ def write_random_student(teacher, out_dir) -> str:
         torch.manual_seed(0)
         model = build_student(teacher.family, arch, device=teacher.device)
     Student(model, teacher, config, name="random-student").save(out_dir, extra={"note": "random-init student for benchmarks"})
+    return str(out_dir)
+
+
+def write_random_dd2_student(teacher, out_dir, *, head_width: int = 1024, head_depth: int = 3) -> str:
+    """Write a DD2 student folder for `teacher` with the generator at initialisation (a copy of the teacher's backbone,
+    a fresh head of the paper recipes' size, recipes/dd2/var-d16.yaml); returns its path. Speed only."""
+    from ardistill.methods.dd2.student import DD2Student
+
+    student = DD2Student.untrained(teacher, head_width=head_width, head_depth=head_depth, seed=0, name="random-dd2-student")
+    student.save(out_dir, extra={"note": "random-init DD2 generator for benchmarks"})
     return str(out_dir)

@@ -21,7 +21,7 @@ def _positive_ints(text: str, name: str) -> tuple[int, ...]:
 
 def bench_command(
     teacher: str = typer.Option(..., "--teacher", help="Teacher name or checkpoint: the reference of every speed-up.", show_default=False),
-    student: Optional[str] = typer.Option(None, "--student", help="DD student folder or release name; 'random-init' (with --random-init): a random student, speed only."),
+    student: Optional[str] = typer.Option(None, "--student", help="DD / DD2 student folder or DD release name; 'random-init' / 'random-init-dd2' (with --random-init): a random DD student / DD2 generator, speed only."),
     dd_steps: str = typer.Option("1,2", "--dd-steps", help="Student step counts to measure (dd-1step, dd-2step, ...)."),
     drafter: Optional[str] = typer.Option(None, "--drafter", help="CoDe drafter (large model)."),
     refiner: Optional[str] = typer.Option(None, "--refiner", help="CoDe refiner (small model sharing the tokenizer)."),

@@ -92,3 +92,19 @@ def test_bench_applies_the_execution_options_to_every_method_or_refuses(capsys, 
     assert code == 2 and "--fast does not apply to a 1/2-step DD student" in err and len(err.strip().splitlines()) == 1
     code, _, err = run([*base[:6], "--baselines", "onestep", "--compile", "default", "--out", str(tmp_path / "d")], capsys)
     assert code == 2 and "--compile does not apply to the onestep baseline" in err and len(err.strip().splitlines()) == 1
+
+
+def test_random_init_dd2_generator_is_benched_in_one_pass_beside_its_teacher(capsys, tmp_path):
+    """`--student random-init-dd2`: a DD2 generator at initialisation (speed at sizes with no trained student);
+    1 step = one counted forward pass of the backbone, 2 steps = that plus the teacher's last scale."""
+    out = tmp_path / "b"
+    code, _, err = run(["bench", "--teacher", "var-toy-s", "--random-init", "--student", "random-init-dd2", "--dd-steps", "1,2",
+                        "--batch-sizes", "1,2", "--repeats", "1", "--warmup", "0", "--no-grids", "--out", str(out)], capsys)
+    assert code in (0, None), err
+    doc = json.loads((out / "bench.json").read_text())
+    passes = {(r["method"], r["batch"]): r["forward_passes_per_image"] for r in doc["speed"]}
+    assert passes[("dd2-1step", 1)] == 1 and passes[("dd2-1step", 2)] == 1
+    assert passes[("dd2-2step", 1)] > 1 and passes[("teacher", 1)] > passes[("dd2-2step", 1)]
+    assert all(r["speedup_tokens"] > 0 for r in doc["speed"] if r["method"] != "teacher")
+    code, _, err = run(["bench", "--teacher", "var-toy-s", "--student", "random-init-dd2", "--out", str(tmp_path / "c")], capsys)
+    assert code == 2 and "needs --random-init" in err
