@@ -99,7 +99,8 @@ class LlamaGenFamily(DD2Family):
                            resume=resume or (out.parent / f"{out.name}-fit" / "checkpoint.pt").is_file(), progress=progress,
                            description="DD2 continuous adaptation (embedding fit)")
             seconds += r.seconds
-            report.update(fit_mse=r.last_loss, fit_relative=r.last_loss / scale)
+            fit_mse = r.losses[-1][1] if r.losses else r.last_loss  # a finished run resumed logs no new step
+            report.update(fit_mse=fit_mse, fit_relative=fit_mse / scale)
         if settings.steps:
             N, null = tokens.shape[0], self.num_classes
 
@@ -114,7 +115,7 @@ class LlamaGenFamily(DD2Family):
                            get_batch=batch, cfg=tune, out_dir=out, resume=resume or (out / "checkpoint.pt").is_file(),
                            progress=progress, description="DD2 continuous adaptation (AR fine-tuning)")
             seconds += r.seconds
-            report["kl"] = r.last_loss
+            report["kl"] = r.losses[-1][1] if r.losses else r.last_loss
         self.adapted_gpt = gpt.eval().requires_grad_(False)
         report["seconds"] = seconds
         return report
