@@ -4,6 +4,7 @@ side by side by the evaluation protocol (toy-FID, class accuracy; same labels an
 lengths (docs/dd2.md, decision 18). Every measurement is one JSON line.
 
     PYTHONPATH=. python benchmarks/dd2_llamagen_adaptation.py --out /tmp/dd2llama --steps 0,100,300 --num 1000
+    PYTHONPATH=. python benchmarks/dd2_llamagen_adaptation.py --out /tmp/dd2llama2 --steps 600 --lr 5e-4
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=1024)
     ap.add_argument("--steps", default="0,100,300", help="AR fine-tuning lengths to measure (each continues the last)")
     ap.add_argument("--num", type=int, default=1000, help="images per toy-FID")
+    ap.add_argument("--lr", type=float, default=1e-4, help="AR fine-tuning lr (cosine over each length)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     out = Path(a.out)
@@ -51,7 +53,7 @@ def main() -> None:
     pool = make_teacher_pool(family, a.pool, seed=7, keep_probs=False)
     emit(stage="pool", num=a.pool, seconds=time.perf_counter() - t0)
     for steps in (int(s) for s in a.steps.split(",")):
-        settings = DD2Adaptation(steps=steps)
+        settings = DD2Adaptation(steps=steps, lr=a.lr)
         report = family.adapt(pool.tokens, pool.labels, settings, out / "adapt", resume=True, progress=False)
         emit(stage="adapted", steps=steps, **report, **quality(family.adapted_teacher(), family.settings, a.num))
 
