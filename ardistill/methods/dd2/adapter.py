@@ -11,12 +11,14 @@ filtered out).
 
 from __future__ import annotations
 
+import abc
+
 import torch
 
 from ardistill.models.dd2.net import DD2Generator, DD2Guidance, DD2Net, as_role
 
 
-class DD2Family:
+class DD2Family(abc.ABC):
     """DD2 adapter for a loaded teacher.
 
     Args:
@@ -72,9 +74,9 @@ class DD2Family:
         return self.teacher.sample(labels, seed=seed, **self.settings)
 
     # ---------------------------------------------------------------------------------------------- networks
+    @abc.abstractmethod
     def _network(self, *, head_width: int, head_depth: int, embedding_hidden: int) -> DD2Net:
         """The family's backbone (a copy of the teacher's network reading code vectors) + a fresh head."""
-        raise NotImplementedError
 
     @property
     def embedding_hidden(self) -> int:
