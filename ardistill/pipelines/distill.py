@@ -156,7 +156,7 @@ def check_plan(plan: DistillPlan, teacher) -> None:
                                "--fid --fid-ref ...` on the student")
 
 
-def _bench(plan: DistillPlan, student_dir: Path, bench_dir: Path, *, marginals_from: Path | None) -> dict:
+def _bench(plan: DistillPlan, student_dir: Path, bench_dir: Path, *, marginals_from: Path | None = None) -> dict:
     """The benchmark of the student beside its teacher (and baselines, their token marginals read from the DD
     trajectories `marginals_from`, else drawn from the teacher)."""
     from ardistill.bench.report import write_run
