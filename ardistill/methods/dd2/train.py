@@ -274,6 +274,7 @@ def train_dd2_student(teacher, recipe: DD2Recipe, out_dir: str | Path, *, resume
     out = Path(out_dir)
     if not resume and (out / POOL_FILE).is_file():
         raise ArdistillError(f"{out} holds a DD2 run already; pass --resume to continue it or choose another output folder")
+    distributed.barrier()  # every rank has looked before rank 0 makes the pool
     out.mkdir(parents=True, exist_ok=True)
     family = family_adapter(teacher, code_scale=recipe.network.code_scale, **recipe.sampling.to_dict())
     if not family.needs_adaptation and recipe.adaptation != DD2Adaptation():
