@@ -22,6 +22,7 @@ def _register_zoo() -> None:
 # Names are looked up through this layer (and those above it); the zoo fills the registry on the first lookup, lazily
 # to keep `import ardistill` light. `import ardistill` imports this module, so `ardistill.registry` lookups see it.
 add_catalogue(_register_zoo)
+import ardistill.students  # noqa: E402,F401  (after the zoo: adds the built-in students' catalogue, which names teachers)
 
 
 def load_teacher(
@@ -126,7 +127,8 @@ def download(names: str | list[str], *, weights_dir: str | os.PathLike | None = 
 
 def load_student(name_or_path: str | os.PathLike, *, teacher=None, weights_dir: str | os.PathLike | None = None,
                  device: str | torch.device | None = None, dtype: torch.dtype | str | None = None):
-    """A Distilled Decoding (DD or DD2) student: a folder made by `ardistill train` (student.json + student.safetensors), an
+    """A Distilled Decoding (DD or DD2) student: a built-in student's name (`dd2-var-toy-l`, `dd-llamagen-toy`, ...:
+    `ardistill models --family dd2-var`), a folder made by `ardistill train` (student.json + student.safetensors), an
     official release name (`dd-var-d16`, `dd-llamagen-l`, ...; downloaded on first use) or an official release file
     (`.../VAR-DD/var-d16.pth`, `.../llamagen-B.pt`). `teacher`: a Teacher or a name (default: the
     student's own teacher). `.sample(labels, steps=1, noise=None, seed=None, return_embeddings=False)` → tokens [B, L].
@@ -138,6 +140,7 @@ def load_student(name_or_path: str | os.PathLike, *, teacher=None, weights_dir: 
 
     if device is not None:
         device = resolve_device(device)
+    name_or_path = _builtin_student_folder(name_or_path)
     teacher_name = str(teacher) if isinstance(teacher, (str, os.PathLike)) else getattr(teacher, "name", None)
     source = find_student_source(name_or_path, teacher_name=teacher_name, weights_dir=weights_dir)
     if teacher is None or isinstance(teacher, (str, os.PathLike)):  # names are resolved here, never in methods/
@@ -148,6 +151,17 @@ def load_student(name_or_path: str | os.PathLike, *, teacher=None, weights_dir: 
     return _load(source, teacher=teacher, weights_dir=weights_dir, device=device, dtype=dtype)
 
 
+def _builtin_student_folder(name_or_path: str | os.PathLike) -> str | os.PathLike:
+    """A built-in student's name → its folder inside the package; anything else (an existing path first) as given."""
+    from ardistill.students import builtin_student_dir
+
+    if isinstance(name_or_path, (str, os.PathLike)) and not Path(name_or_path).exists():
+        folder = builtin_student_dir(name_or_path)
+        if folder is not None:
+            return folder
+    return name_or_path
+
+
 def find_student_source(name_or_path: str | os.PathLike, *, teacher_name: str | None = None,
                         weights_dir: str | os.PathLike | None = None):
     """What a student reference is before any teacher is loaded: an object whose `.config.teacher` names its teacher
@@ -155,6 +169,7 @@ def find_student_source(name_or_path: str | os.PathLike, *, teacher_name: str | 
     from ardistill.methods.dd.student import find_student
     from ardistill.methods.dd2.student import is_dd2_student_dir, read_dd2_card
 
+    name_or_path = _builtin_student_folder(name_or_path)
     if is_dd2_student_dir(name_or_path):
         config, card = read_dd2_card(name_or_path)
         return SimpleNamespace(config=config, card=card, name=Path(name_or_path).name)

@@ -261,9 +261,10 @@ def _student_networks(student) -> dict[str, nn.Module]:
     return {**out, **{k: v for k, v in teacher_networks(teacher, "teacher.").items() if k == "teacher.decoder"}} if teacher else out
 
 
-def dd_generators(student, *, steps: Sequence[int] = (1, 2), label: str = "") -> list[Generator]:
-    """A loaded DD student (`ardistill.load_student`): one generator per step count, named `dd-{K}step`. Output: the
-    code vectors [B, L, C] (`return_embeddings=True`), decoded with the teacher's `decode_embeddings`."""
+def dd_generators(student, *, steps: Sequence[int] = (1, 2), label: str = "", row: str | None = None) -> list[Generator]:
+    """A loaded DD student (`ardistill.load_student`): one generator per step count, named `{row}-{K}step` (`row`
+    default: the method, `dd` / `dd2`; a shipped student benched beside a run's own is named by its model name).
+    Output: the code vectors [B, L, C] (`return_embeddings=True`), decoded with the teacher's `decode_embeddings`."""
     counted = networks_of(student)
     if not counted:
         raise ArdistillError(f"{label or student}: the DD student exposes no network module to count forward passes on")
@@ -286,7 +287,7 @@ def dd_generators(student, *, steps: Sequence[int] = (1, 2), label: str = "") ->
             settings["sampling"] = dict(student.family.settings)
         else:
             counted_k = counted
-        out.append(Generator(f"{method}-{k}step", "dd", generate, _student_decode(student), counted_k, settings, x_value=int(k),
+        out.append(Generator(f"{row or method}-{k}step", "dd", generate, _student_decode(student), counted_k, settings, x_value=int(k),
                              output="embeddings", to_tokens=_student_tokens(student), networks=_student_networks(student),
                              num_classes=teacher.num_classes,
                              description=f"{k}-step {method.upper()} student {getattr(student, 'name', label)} of {teacher.name}"))
@@ -519,14 +520,15 @@ class GeneratorBuilder:
         self.check("teacher")
         return teacher_generator(self.load_teacher(teacher, vae=vae), sampling=self.sampling, name=name)
 
-    def dd(self, student_ref, *, teacher=None, steps: Sequence[int] = (1,)) -> list[Generator]:
-        """1/2-step DD students: one generator per step count (a bad count is refused before any sampling)."""
+    def dd(self, student_ref, *, teacher=None, steps: Sequence[int] = (1,), row: str | None = None) -> list[Generator]:
+        """1/2-step DD students: one generator per step count (a bad count is refused before any sampling); `row`
+        names the rows `{row}-{K}step` (default: the method)."""
         self.check("dd")
         student = self.load_student(student_ref, teacher=teacher)
         for k in steps:
             if hasattr(student, "schedule"):
                 student.schedule(int(k))
-        return dd_generators(student, steps=steps, label=str(student_ref))
+        return dd_generators(student, steps=steps, label=str(student_ref), row=row)
 
     def dd_teacher_involved(self, student_ref, *, teacher_start: int, split: int | None = None, teacher=None) -> Generator:
         self.check("dd-teacher-involved")

@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data/training/eval", ("data", "training", "eval")),
     ("methods", ("methods",)),
     ("recipe_kinds", ("recipe_kinds",)),
-    ("api", ("api", "")),  # "" = the package itself (ardistill/__init__.py)
+    ("api", ("api", "", "students")),  # "" = the package itself (ardistill/__init__.py); students: the shipped ones
     ("generators", ("generators",)),  # every image generator behind one interface, built with one set of options
     ("bench", ("bench",)),
     ("pipelines", ("pipelines",)),

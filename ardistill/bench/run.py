@@ -27,6 +27,7 @@ class BenchConfig:
     teacher: str
     student: str | None = None
     dd_steps: tuple[int, ...] = (1, 2)
+    shipped_students: tuple[str, ...] = ()  # built-in students benched beside, rows named `<name>-{K}step`
     drafter: str | None = None
     refiner: str | None = None
     draft_steps: tuple[int, ...] = ()
@@ -48,7 +49,8 @@ class BenchConfig:
 
 def config_summary(cfg: BenchConfig) -> dict:
     """The JSON-able fields of `cfg` that reproduce its speed part (stored in baselines)."""
-    return {"teacher": cfg.teacher, "student": cfg.student, "dd_steps": list(cfg.dd_steps), "drafter": cfg.drafter,
+    return {"teacher": cfg.teacher, "student": cfg.student, "dd_steps": list(cfg.dd_steps),
+            "shipped_students": list(cfg.shipped_students), "drafter": cfg.drafter,
             "refiner": cfg.refiner, "draft_steps": list(cfg.draft_steps), "baselines": list(cfg.baselines), "batch_sizes": list(cfg.speed.batch_sizes),
             "repeats": cfg.speed.repeats, "warmup": cfg.speed.warmup, "seed": cfg.seed, "random_init": cfg.random_init,
             "device": cfg.device, "dtype": str(cfg.dtype).removeprefix("torch."), "fast": cfg.fast, "compile": cfg.compile}
@@ -59,6 +61,7 @@ def config_from_summary(d: dict) -> BenchConfig:
     dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     speed = SpeedSettings(batch_sizes=tuple(d["batch_sizes"]), warmup=int(d["warmup"]), repeats=int(d["repeats"]), seed=int(d["seed"]))
     return BenchConfig(teacher=d["teacher"], student=d.get("student"), dd_steps=tuple(d.get("dd_steps", (1, 2))),
+                       shipped_students=tuple(d.get("shipped_students", ())),
                        drafter=d.get("drafter"), refiner=d.get("refiner"), draft_steps=tuple(d.get("draft_steps", ())),
                        baselines=tuple(d.get("baselines", ())), speed=speed, random_init=bool(d.get("random_init")), device=d.get("device", "cpu"),
                        dtype=dtypes[d.get("dtype", "float32")], seed=int(d["seed"]), fast=bool(d.get("fast", False)), compile=d.get("compile"))
@@ -88,7 +91,7 @@ def check_config(cfg: BenchConfig, builder: GeneratorBuilder) -> None:
     if cfg.drafter and not cfg.draft_steps:
         raise BadArgumentError("--drafter/--refiner need --draft-steps N[,N...]")
     builder.check("teacher")
-    if cfg.student:
+    if cfg.student or cfg.shipped_students:
         builder.check("dd")
     if cfg.drafter:
         builder.check("code")
@@ -130,6 +133,8 @@ def build_all_methods(cfg: BenchConfig, teacher, models: dict, builder: Generato
         methods += students
     elif cfg.student:
         methods += builder.dd(cfg.student, teacher=teacher, steps=cfg.dd_steps)
+    for name in cfg.shipped_students:
+        methods += builder.dd(name, teacher=teacher, steps=cfg.dd_steps, row=name)
     if cfg.drafter:
         methods += builder.code(models[cfg.drafter], models[cfg.refiner], draft_steps=cfg.draft_steps)
     skipped = []

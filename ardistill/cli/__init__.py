@@ -46,10 +46,10 @@ def _root(
 
 def _register_commands() -> None:
     from ardistill.cli import (bench, code, convert, data, distill, download, evaluator, inspect, models, recipes, report,
-                               sample, teacher, train, trajectories)
+                               sample, student, teacher, train, trajectories)
 
     # `--help` lists them in this order: the pipeline first, then the tools.
-    for module in (distill, sample, trajectories, train, code, bench, report, teacher, data, evaluator, models, recipes, download,
+    for module in (distill, sample, trajectories, train, code, bench, report, student, teacher, data, evaluator, models, recipes, download,
                    inspect, convert):
         module.register(app)
 

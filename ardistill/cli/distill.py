@@ -26,6 +26,8 @@ def distill_command(
     batch_sizes: str = typer.Option("1,16", "--batch-sizes", help="Batch sizes of the speed comparison."),
     repeats: int = typer.Option(5, "--repeats", min=1, help="Timed repeats per method and batch size."),
     baselines: Optional[str] = typer.Option(None, "--baselines", help="Naive baselines benched beside the student, e.g. skip-3,onestep, or none (default: the recipe's)."),
+    shipped: bool = typer.Option(True, "--shipped/--no-shipped", help="Bench the teacher's shipped, fully trained students "
+                                 "(`ardistill models --family dd-var` ...) beside this run's, at the same --steps."),
     device: str = DeviceOption,
     old_t: Optional[str] = RenamedOption("-t", "--teacher"),
     old_r: Optional[str] = RenamedOption("-r", "--recipe"),
@@ -45,7 +47,7 @@ def distill_command(
                        train_steps=train_steps, fid_samples=fid_samples,
                        batch_sizes=tuple(parse_int_list(batch_sizes, "--batch-sizes")), repeats=repeats,
                        device=str(resolve_device(device)),
-                       baselines=_baselines(baselines))
+                       baselines=_baselines(baselines), shipped=shipped)
     report = run_distill(plan, log=console.print)
     console.print(f"wrote {report}")
 

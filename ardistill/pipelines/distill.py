@@ -33,6 +33,7 @@ class DistillPlan:
     device: str = "cpu"
     baselines: tuple[str, ...] | None = None  # naive few-step baselines benched beside the students (None: the recipe's)
     method: str = "dd"  # "dd" (trajectories + student) | "dd2" (conditional score distillation, no trajectories)
+    shipped: bool = True  # bench the teacher's built-in (fully trained) students beside this run's
 
 
 METHODS = ("dd", "dd2")
@@ -163,8 +164,11 @@ def _bench(plan: DistillPlan, student_dir: Path, bench_dir: Path, *, marginals_f
     from ardistill.bench.run import BenchConfig, run_benchmark
     from ardistill.bench.speed import SpeedSettings
     from ardistill.images import save_grid
+    from ardistill.students import builtin_students_of
 
-    cfg = BenchConfig(teacher=plan.teacher, student=str(student_dir), dd_steps=plan.steps, baselines=plan.baselines,
+    shipped = tuple(builtin_students_of(plan.teacher)) if plan.shipped else ()
+    cfg = BenchConfig(teacher=plan.teacher, student=str(student_dir), dd_steps=plan.steps, shipped_students=shipped,
+                      baselines=plan.baselines,
                       marginals_from=str(marginals_from) if plan.baselines and marginals_from else None,
                       speed=SpeedSettings(batch_sizes=plan.batch_sizes, repeats=plan.repeats),
                       fid=plan.fid_samples > 0, num_samples=max(plan.fid_samples, 2), device=plan.device)
@@ -191,6 +195,7 @@ def report_markdown(plan: DistillPlan, doc: dict) -> str:
         return "| " + " | ".join(grid_caption(n, doc.get("speed", []), doc.get("quality") or {}) for n in names) + " |"
 
     rows = [f"{plan.method}-{s}step" for s in plan.steps]  # the benchmark's row names (dd-1step, dd2-1step, ...)
+    shipped = [m["name"] for m in doc.get("methods", []) if m["kind"] == "dd" and m["name"] not in rows]  # built-in students
     title = {"dd": "Distilled Decoding", "dd2": "Distilled Decoding 2"}[plan.method]
     folders = "`trajectories/`, `student/`, `bench/`" if plan.method == "dd" else "`student/`, `bench/`"
     lines = [f"# {title} of {plan.teacher}", "",
@@ -204,6 +209,11 @@ def report_markdown(plan: DistillPlan, doc: dict) -> str:
                  "| " + " | ".join(f"![{b}](bench/grid-{b}.png)" for b in baselines) + " |", captions(baselines), ""]
                if baselines else []),
              *[f"**Baseline {s['name']} skipped**: {s['reason']}." for s in doc.get("skipped") or []],
+             *(["", "The shipped, fully trained students of the same teacher (`ardistill.load_student(NAME)`; their "
+                "training is in their model cards), benched in this run:", "",
+                "| " + " | ".join(shipped) + " |", "|" + "---|" * len(shipped),
+                "| " + " | ".join(f"![{r}](bench/grid-{r}.png)" for r in shipped) + " |", captions(shipped), ""]
+               if shipped else []),
              ""]
     return "\n".join(lines) + run_markdown(doc, plots=[], heading="##", plot_prefix="bench/")
 

@@ -25,6 +25,8 @@ NO_DEVICE = {
     ("teacher", "train"): "toy teacher training is CPU-only (train_from_recipe takes no device)",
     ("teacher", "eval"): "toy quality on the CPU the model card's numbers are measured on",
     ("teacher", "export"): "toy quality on the CPU the model card's numbers are measured on",
+    ("student",): "group",
+    ("student", "install"): "the card's toy quality on the CPU the built-in models' cards are measured on",
     ("data",): "group",
     ("data", "preview"): "draws procedural images",
     ("evaluator",): "group",

@@ -177,7 +177,7 @@ def _release_spec_for_file(path: Path, teacher_name: str | None):
     `llamagen-B.pt`, their `.safetensors` conversions), else by the teacher it is loaded with."""
     from ardistill.registry import list_models
 
-    students = [s for s in list_models() if s.kind == "student"]
+    students = [s for s in list_models() if s.kind == "student" and not s.builtin]
     for spec in students:
         if path.name == spec.file("student").filename or path.stem == Path(spec.file("student").filename).stem:
             return spec
@@ -222,6 +222,8 @@ def find_student(name_or_path: str | os.PathLike, *, teacher_name: str | None = 
         spec = _release_spec_for_file(path, teacher_name)
         return StudentSource(spec.config, None, True, spec.name, path)
     spec = get_model_spec(str(name_or_path))
+    if spec.kind == "student" and spec.builtin:  # shipped inside the package as a training folder
+        return find_student(find_weight_file(spec, "student", weights_dir).parent)
     if spec.kind != "student":
         raise ArdistillError(f"{spec.name} is a teacher, not a DD student (students: `ardistill models --family dd-var` / dd-llamagen)")
     return StudentSource(spec.config, None, True, spec.name, find_weight_file(spec, "student", weights_dir))
