@@ -13,7 +13,8 @@ finished run folders; everything a method spends before its student exists is co
   final step.
 - Curves: the runs' periodic evaluations (protocol, `eval.num` images, 256 in the shipped recipes: biased upward
   against 1000 images); markers: the final student's 1000-image toy-FID from a bench.json (`--dd-bench`,
-  `--dd2-bench`; the DD default is the distill folder's own bench/bench.json), and the teacher's as a line.
+  `--dd2-bench`, or an installed student's student.json; the DD default is the distill folder's own
+  bench/bench.json), and the teacher's as a line (`--teacher-fid`, default: the bench's teacher row).
 
 Writes the PNG and a JSON of the plotted points next to it.
 """
@@ -56,9 +57,13 @@ def dd2_points(run: Path) -> dict:
 
 
 def final_fid(bench: Path | None, row: str) -> float | None:
+    """The 1000-image toy-FID of `row` in a bench.json, or (row "…-1step") of a built-in student's card."""
     if bench is None or not bench.is_file():
         return None
-    q = json.loads(bench.read_text()).get("quality", {})
+    doc = json.loads(bench.read_text())
+    if "builtin" in doc:  # an installed student's student.json
+        return float(doc["builtin"]["metrics"]["1step"]["fid"]) if row.endswith("-1step") else None
+    q = doc.get("quality", {})
     return float(q[row]["fid"]) if row in q else None
 
 
@@ -69,6 +74,7 @@ def main() -> None:
     ap.add_argument("--dd2", type=Path, required=True, help="DD2 training folder")
     ap.add_argument("--dd-bench", type=Path, default=None)
     ap.add_argument("--dd2-bench", type=Path, default=None)
+    ap.add_argument("--teacher-fid", type=float, default=None)
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
     import matplotlib
@@ -79,7 +85,7 @@ def main() -> None:
     dd, dd2 = dd_points(a.dd), dd2_points(a.dd2)
     dd["final_fid_1000"] = final_fid(a.dd_bench or a.dd / "bench" / "bench.json", "dd-1step")
     dd2["final_fid_1000"] = final_fid(a.dd2_bench, "dd2-1step")
-    teacher = final_fid(a.dd_bench or a.dd / "bench" / "bench.json", "teacher") or final_fid(a.dd2_bench, "teacher")
+    teacher = a.teacher_fid or final_fid(a.dd_bench or a.dd / "bench" / "bench.json", "teacher") or final_fid(a.dd2_bench, "teacher")
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for name, pts, color in (("DD (trajectories + student)", dd, "tab:blue"), ("DD2 (pool + GTS + CSD)", dd2, "tab:red")):
         xs = [pts["before_training_minutes"]] + [e["minutes"] for e in pts["evals"]]
@@ -89,10 +95,11 @@ def main() -> None:
             ax.plot([pts["total_minutes"]], [pts["final_fid_1000"]], "*", ms=12, color=color, label=f"{name.split(' ')[0]} final, 1000 images")
     if teacher is not None:
         ax.axhline(teacher, color="k", ls="--", lw=1, label=f"teacher {teacher:.2f}")
-    ax.set_xlabel("CPU-minutes (one thread), everything before the student counted")
+    ax.set_xlabel("minutes on one CPU thread (all stages before the student counted)")
+    ax.set_xlim(left=0)
     ax.set_ylabel("one-step toy-FID")
     ax.set_title(f"{a.teacher}: DD vs DD2, one-step quality against training budget")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper right")
     ax.grid(alpha=0.3)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()

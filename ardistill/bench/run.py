@@ -27,7 +27,7 @@ class BenchConfig:
     teacher: str
     student: str | None = None
     dd_steps: tuple[int, ...] = (1, 2)
-    shipped_students: tuple[str, ...] = ()  # built-in students benched beside, rows named `<name>-{K}step`
+    shipped_students: tuple[str, ...] = ()  # built-in students benched beside, rows `<name>-{K}step` for K ≤ 2 of dd_steps
     drafter: str | None = None
     refiner: str | None = None
     draft_steps: tuple[int, ...] = ()
@@ -133,8 +133,9 @@ def build_all_methods(cfg: BenchConfig, teacher, models: dict, builder: Generato
         methods += students
     elif cfg.student:
         methods += builder.dd(cfg.student, teacher=teacher, steps=cfg.dd_steps)
-    for name in cfg.shipped_students:
-        methods += builder.dd(name, teacher=teacher, steps=cfg.dd_steps, row=name)
+    shipped_steps = [k for k in cfg.dd_steps if k <= 2]  # every student samples in 1 and 2 steps (DD: only those)
+    for name in cfg.shipped_students if shipped_steps else ():
+        methods += builder.dd(name, teacher=teacher, steps=shipped_steps, row=name)
     if cfg.drafter:
         methods += builder.code(models[cfg.drafter], models[cfg.refiner], draft_steps=cfg.draft_steps)
     skipped = []

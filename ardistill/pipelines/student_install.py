@@ -73,6 +73,7 @@ def install_student(run_dir: str | os.PathLike, name: str, *, root: str | os.Pat
     card = json.loads((run / STUDENT_CARD).read_text())
     if card.get("teacher") is None or card.get("family") is None:
         raise ArdistillError(f"{run / STUDENT_CARD}: not a student card (no teacher / family)")
+    card.setdefault("method", "dd")  # DD cards predate the field; a built-in card always says its method
     staging = base / f".{name}.installing"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -80,7 +81,8 @@ def install_student(run_dir: str | os.PathLike, name: str, *, root: str | os.Pat
         weights = load_state_dict_file(run / STUDENT_WEIGHTS)
         atomic_save_safetensors(shipping_state_dict(weights), staging / STUDENT_WEIGHTS)
         params = sum(v.numel() for v in weights.values() if v.is_floating_point())
-        block = {"description": description or _default_description(card), "params": int(params), "storage": f"floating tensors of ≥ {FP16_MIN_NUMEL} elements as float16, the "
+        block = {"description": description or _default_description(card), "params": int(params),
+                 **_trajectory_facts(card), "storage": f"floating tensors of ≥ {FP16_MIN_NUMEL} elements as float16, the "
                  "rest float32 (loaded into fp32 modules)"}
         atomic_write_json(staging / STUDENT_CARD, {**card, "name": name, CARD_BLOCK: block})
         student = load_student(staging, device="cpu")
@@ -105,6 +107,21 @@ def install_student(run_dir: str | os.PathLike, name: str, *, root: str | os.Pat
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return dest
+
+
+def _trajectory_facts(card: dict) -> dict:
+    """A DD student's trajectory dataset, when its folder is still there: {"trajectories": {"num", "sampling", "flow",
+    "minutes"}} (minutes: from the files' times, meta.json written at the start, the last shard at the end)."""
+    folder = Path(card.get("trajectories") or "")
+    meta = folder / "meta.json"
+    if not card.get("trajectories") or not meta.is_file():
+        return {}
+    info = json.loads(meta.read_text())
+    shards = list(folder.glob("shard-*.safetensors"))
+    minutes = (max(p.stat().st_mtime for p in shards) - meta.stat().st_mtime) / 60 if shards else None
+    inner = info.get("meta", {})
+    return {"trajectories": {"num": info.get("num"), "sampling": inner.get("sampling"), "flow": inner.get("flow"),
+                             "minutes": round(minutes, 1) if minutes is not None else None}}
 
 
 def _teacher_card_metrics(teacher: str) -> dict | None:
@@ -140,8 +157,11 @@ def model_card_markdown(name: str, card: dict) -> str:
         lines.append(f"- training: {seconds['total'] / 60:.1f} CPU-minutes ("
                      + ", ".join(f"{k} {v / 60:.1f}" for k, v in seconds.items() if k != "total" and v) + ")")
     elif isinstance(seconds, (int, float)):  # DD: the student's training (its trajectories are made before)
-        lines.append(f"- training: {seconds / 60:.1f} minutes of student training, {card.get('steps', '?')} steps"
-                     + (f" on the trajectories of `{card['trajectories']}`" if card.get("trajectories") else ""))
+        traj = block.get("trajectories") or {}
+        made = (f", after {traj['minutes']:.1f} minutes making {traj['num']:,} trajectories (teacher sampling "
+                f"{traj['sampling']}, flow map {traj['flow']['solver']} {traj['flow']['steps']} steps)") if traj.get("minutes") else ""
+        lines.append(f"- training: {seconds / 60:.1f} minutes of student training ({card.get('steps', '?')} steps at batch "
+                     f"{card.get('batch_size', '?')}){made}")
     lines += [f"- storage: {block['storage']}", "",
               f"Measured at install by the evaluation protocol ({m['protocol']}, {m['num']} class-balanced images, "
               f"seed {m['seed']}, the shipped evaluator), decoded from the continuous output:", "",
