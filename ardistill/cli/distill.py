@@ -27,7 +27,7 @@ def distill_command(
     repeats: int = typer.Option(5, "--repeats", min=1, help="Timed repeats per method and batch size."),
     baselines: Optional[str] = typer.Option(None, "--baselines", help="Naive baselines benched beside the student, e.g. skip-3,onestep, or none (default: the recipe's)."),
     shipped: bool = typer.Option(True, "--shipped/--no-shipped", help="Bench the teacher's shipped, fully trained students "
-                                 "(`ardistill models --family dd-var` ...) beside this run's, at the same --steps."),
+                                 "(`ardistill models --family dd-var` ...) beside this run's, at the --steps values ≤ 2 (every student takes those)."),
     device: str = DeviceOption,
     old_t: Optional[str] = RenamedOption("-t", "--teacher"),
     old_r: Optional[str] = RenamedOption("-r", "--recipe"),
