@@ -22,6 +22,7 @@ touch it.
 
 from __future__ import annotations
 
+import abc
 from typing import Callable
 
 import torch
@@ -51,7 +52,7 @@ def given_tokens(tokens: torch.Tensor, *, then: ChooseTokens | None = None) -> C
     return choose
 
 
-class StepRun:
+class StepRun(abc.ABC):
     """One sampling run of B images through a teacher, advanced one AR step at a time.
 
     Attributes (set by the family): `num_steps` AR steps per image, `step_sizes` tokens per step (VAR: pn², LlamaGen:
@@ -66,25 +67,25 @@ class StepRun:
     labels: torch.Tensor
 
     # -------------------------------------------------------------------------------------- family interface
+    @abc.abstractmethod
     def _step_logits(self) -> torch.Tensor:
         """The sampling logits [B, l, V] of step `self.step` (one network forward unless already computed)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _official_draw(self, logits: torch.Tensor) -> torch.Tensor:
         """The family's official multinomial on sampling logits [B, l, V] with the run's generator → [B, l]."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _commit(self, tokens: torch.Tensor) -> None:
         """Record step `self.step`'s tokens [B, l], prepare the next step's input and increment `self.step`."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def close(self) -> None:
         """Release the model's KV cache (idempotent)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def tokens(self) -> torch.Tensor:
         """Tokens of the finished steps, concatenated: [B, Σ step sizes so far] int64."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------------------------------------- the policy API
     @property
