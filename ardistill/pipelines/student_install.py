@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import torch
 
 from ardistill.errors import ArdistillError, BadArgumentError
+from ardistill.recipes import relative_name
 from ardistill.io import atomic_save_safetensors, atomic_write_json, atomic_write_text, load_state_dict_file
 from ardistill.registry import PACKAGE_WEIGHTS, get_model_spec
 from ardistill.students import CARD_BLOCK, STUDENT_CARD, STUDENT_WEIGHTS, builtin_student_dir
@@ -84,14 +85,14 @@ def install_student(run_dir: str | os.PathLike, name: str, *, root: str | os.Pat
         block = {"description": description or _default_description(card), "params": int(params),
                  **_trajectory_facts(card), "storage": f"floating tensors of ≥ {FP16_MIN_NUMEL} elements as float16, the "
                  "rest float32 (loaded into fp32 modules)"}
-        atomic_write_json(staging / STUDENT_CARD, {**card, "name": name, CARD_BLOCK: block})
+        atomic_write_json(staging / STUDENT_CARD, {**shipped_card(card), "name": name, CARD_BLOCK: block})
         student = load_student(staging, device="cpu")
         for k in steps:
             student.schedule(int(k))  # a count the student cannot sample is a one-line error before any work
         block["metrics"] = student_metrics(student, steps=steps, num=num, seed=seed, progress=progress)
         teacher_card = get_model_spec(card["teacher"])
         block["teacher_metrics"] = _teacher_card_metrics(teacher_card.name)
-        atomic_write_json(staging / STUDENT_CARD, {**card, "name": name, CARD_BLOCK: block})
+        atomic_write_json(staging / STUDENT_CARD, {**shipped_card(card), "name": name, CARD_BLOCK: block})
         atomic_write_text(staging / "README.md", model_card_markdown(name, {**card, CARD_BLOCK: block}))
         for f in staging.iterdir():
             f.chmod(0o644)  # atomic writes make private files; these ship
@@ -137,12 +138,13 @@ def _default_description(card: dict) -> str:
     return f"{method} student of {card['teacher']}"
 
 
-def _recipe_name(path: str | None) -> str:
-    """A recipe path as the repository spells it (recipes/...), whatever folder the run was started from."""
-    if not path:
-        return "n/a"
-    text = str(path)
-    return text[text.rindex("recipes/"):] if "recipes/" in text else text
+def shipped_card(card: dict) -> dict:
+    """The training card as it ships: the recipe as the repository spells it, no path of the trainer's machine (the
+    trajectory folder's facts live in the `builtin` block)."""
+    out = {k: v for k, v in card.items() if k != "trajectories"}
+    if out.get("recipe"):
+        out["recipe"] = relative_name(out["recipe"])
+    return out
 
 
 def model_card_markdown(name: str, card: dict) -> str:
@@ -151,7 +153,7 @@ def model_card_markdown(name: str, card: dict) -> str:
     m, teacher = block["metrics"], block.get("teacher_metrics") or {}
     lines = [f"# {name}", "", f"{block['description']}.", "",
              f"- method: {card.get('method', 'dd').upper()}; teacher: `{card['teacher']}`; parameters: {block['params']:,}",
-             f"- recipe: `{_recipe_name(card.get('recipe'))}`"]
+             f"- recipe: `{relative_name(card['recipe']) if card.get('recipe') else 'n/a'}`"]
     seconds = card.get("seconds")
     if isinstance(seconds, dict) and seconds.get("total"):  # DD2: every stage
         lines.append(f"- training: {seconds['total'] / 60:.1f} CPU-minutes ("
