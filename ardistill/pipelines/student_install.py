@@ -15,8 +15,8 @@ from typing import Callable, Sequence
 import torch
 
 from ardistill.errors import ArdistillError, BadArgumentError
-from ardistill.recipes import relative_name
 from ardistill.io import atomic_save_safetensors, atomic_write_json, atomic_write_text, load_state_dict_file
+from ardistill.recipes import relative_name
 from ardistill.registry import PACKAGE_WEIGHTS, get_model_spec
 from ardistill.students import CARD_BLOCK, STUDENT_CARD, STUDENT_WEIGHTS, builtin_student_dir
 
@@ -75,6 +75,7 @@ def install_student(run_dir: str | os.PathLike, name: str, *, root: str | os.Pat
     if card.get("teacher") is None or card.get("family") is None:
         raise ArdistillError(f"{run / STUDENT_CARD}: not a student card (no teacher / family)")
     card.setdefault("method", "dd")  # DD cards predate the field; a built-in card always says its method
+    shipped = shipped_card(card)
     staging = base / f".{name}.installing"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -85,15 +86,15 @@ def install_student(run_dir: str | os.PathLike, name: str, *, root: str | os.Pat
         block = {"description": description or _default_description(card), "params": int(params),
                  **_trajectory_facts(card), "storage": f"floating tensors of ≥ {FP16_MIN_NUMEL} elements as float16, the "
                  "rest float32 (loaded into fp32 modules)"}
-        atomic_write_json(staging / STUDENT_CARD, {**shipped_card(card), "name": name, CARD_BLOCK: block})
+        atomic_write_json(staging / STUDENT_CARD, {**shipped, "name": name, CARD_BLOCK: block})
         student = load_student(staging, device="cpu")
         for k in steps:
             student.schedule(int(k))  # a count the student cannot sample is a one-line error before any work
         block["metrics"] = student_metrics(student, steps=steps, num=num, seed=seed, progress=progress)
         teacher_card = get_model_spec(card["teacher"])
         block["teacher_metrics"] = _teacher_card_metrics(teacher_card.name)
-        atomic_write_json(staging / STUDENT_CARD, {**shipped_card(card), "name": name, CARD_BLOCK: block})
-        atomic_write_text(staging / "README.md", model_card_markdown(name, {**card, CARD_BLOCK: block}))
+        atomic_write_json(staging / STUDENT_CARD, {**shipped, "name": name, CARD_BLOCK: block})
+        atomic_write_text(staging / "README.md", model_card_markdown(name, {**shipped, CARD_BLOCK: block}))
         for f in staging.iterdir():
             f.chmod(0o644)  # atomic writes make private files; these ship
         dest = base / name
