@@ -19,8 +19,8 @@ uses `sin_cos`: Cody–Waite range reduction and Taylor polynomials in float64 f
 angles but never after the cast to float32 (a 1-ulp float64 change moves a float32 value with probability ≈ 2^-29),
 and 100,000 images (32 and 64 px, rotation 30 and 360, seeds 0 and 1) rendered bit-identical before and after, so
 the world the shipped tokenizers, teachers and evaluator were trained on is unchanged, digests included.
-Square roots are numpy's: torch's CPU sqrt is not correctly rounded (2.14.1: an rsqrt estimate and a Newton step,
-one ulp low for ~0.6% of inputs), which made the world's last bits differ between machines until 2026-12-03 (then
+Square roots are numpy's: torch's CPU sqrt is not correctly rounded (2.14.1: one ulp low for ~0.6% of inputs, as an
+rsqrt estimate refined by one Newton step would be), which made the world's last bits differ between machines until 2026-12-03 (then
 ≈ 23% of 32-px images differed from the correctly rounded world in a few pixels by ≤ 1e-6; shipped models unaffected
 beyond that). tests/data/test_procedural.py renders the world under lower numpy and torch instruction sets, forbids
 the non-exact kernels (torch.sqrt included) while rendering, and checks numpy's sqrt against float64's.
@@ -111,9 +111,9 @@ Tensor = torch.Tensor
 
 
 def _length(x: Tensor, y: Tensor) -> Tensor:
-    # numpy's float32 sqrt (the IEEE operation, correctly rounded), not torch.sqrt: torch 2.14.1's CPU sqrt is an
-    # rsqrt estimate refined by a Newton step, one ulp low for ~0.6% of inputs (measured 2026-12-03), so its bits
-    # depend on the CPU's estimate instruction and the machine.
+    # numpy's float32 sqrt (the IEEE operation, correctly rounded), not torch.sqrt: torch 2.14.1's CPU sqrt is one ulp
+    # low for ~0.6% of inputs (measured 2026-12-03; a model of an rsqrt estimate refined by one Newton step matches
+    # 99.999% of its outputs), and its bits differ between machines.
     return torch.from_numpy(np.sqrt((x * x + y * y).contiguous().numpy()))
 
 
