@@ -88,21 +88,30 @@ def csd_generator_loss(
     `detach_inputs=False`: the SiD loss itself, with gradients also through x into both predictions (the guidance
     network's parameters get gradients too: freeze them, or zero them before its own step).
 
+    Several noise draws per sample (`t` `[m·B, L]`, `noise` `[m·B, L, C]`, draw r of sample b at row r·B + b, the
+    FCS loss's layout) average the gradient over m draws of (t, ε′) at the cost of the heads only: the teacher scores
+    each prefix once and the guidance network receives each prefix m times (`bind_labels` folds the repeats, so its
+    backbone runs once). The loss is the mean over draws, so m = 1 and m > 1 have the same scale.
+
     Args:
         q: `[B, L, C]` generator outputs (with gradient).
-        t: `[B, L]` noise levels; noise: `[B, L, C]` fresh Gaussian noise.
-        weighting: "none" (ω = 1, decision 3) or "dmd" (ω = 1 / mean over L, C of |q − x̂0_T|, per sample).
+        t: `[m·B, L]` noise levels; noise: `[m·B, L, C]` fresh Gaussian noise (m ≥ 1).
+        weighting: "none" (ω = 1, decision 3) or "dmd" (ω = 1 / mean over L, C of |q − x̂0_T|, per row).
     Returns:
         (scalar loss, metrics: `csd_gap` = mean ‖x̂0_T − x̂0_ψ‖², `weight` = mean ω).
     """
     if weighting not in GENERATOR_WEIGHTINGS:
         raise BadArgumentError(f"unknown generator weighting {weighting!r}; use {' or '.join(GENERATOR_WEIGHTINGS)}")
-    if t.shape != q.shape[:2] or noise.shape != q.shape:
-        raise BadArgumentError(f"t must be [B, L] and noise [B, L, C] for q {list(q.shape)}; got {list(t.shape)}, {list(noise.shape)}")
+    B = q.shape[0]
+    if noise.dim() != 3 or noise.shape[0] % B or noise.shape[1:] != q.shape[1:] or t.shape != noise.shape[:2]:
+        raise BadArgumentError(f"t must be [m·B, L] and noise [m·B, L, C] for q {list(q.shape)}; got {list(t.shape)}, {list(noise.shape)}")
+    m = noise.shape[0] // B
+    with torch.no_grad():
+        log_p = log_probs_from_probs(teacher_probs(q.detach()))
+    if m > 1:
+        q, log_p = q.repeat(m, 1, 1), log_p.repeat(m, 1, 1)
     prefix = q.detach()
     x = _noisy(q, t, noise)
-    with torch.no_grad():
-        log_p = log_probs_from_probs(teacher_probs(prefix))
     x_in = x.detach() if detach_inputs else x
     with torch.set_grad_enabled(torch.is_grad_enabled() and not detach_inputs):
         x0_teacher = clean_token_prediction(log_p, codebook, x_in, t, chunk_positions=chunk_positions).to(q.dtype)

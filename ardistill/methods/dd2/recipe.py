@@ -96,6 +96,7 @@ class DD2CSD(NoiseLevels):
     batch_size: int = 16
     guidance_steps: int = 2
     noise_draws: int = 2  # m: noise draws per generator sample in the FCS loss
+    generator_noise_draws: int = 1  # (t, ε′) draws per generator sample in the CSD loss (docs/dd2.md decision 22)
     lr: float = 5e-4
     betas: tuple[float, float] = (0.9, 0.95)
     warmup_steps: int = 10  # generator updates
@@ -154,7 +155,8 @@ class DD2Recipe(Recipe):
             "gts.noise_draws": (g.noise_draws, 1), "gts.head_steps": (g.head_steps, 0), "gts.full_steps": (g.full_steps, 0),
             "gts.warmup_steps": (g.warmup_steps, 0), "gts.ckpt_every": (g.ckpt_every, 1), "gts.log_every": (g.log_every, 1),
             "csd.steps": (c.steps, 1), "csd.batch_size": (c.batch_size, 1), "csd.guidance_steps": (c.guidance_steps, 0),
-            "csd.noise_draws": (c.noise_draws, 1), "csd.warmup_steps": (c.warmup_steps, 0), "csd.grad_clip": (c.grad_clip, 0),
+            "csd.noise_draws": (c.noise_draws, 1), "csd.generator_noise_draws": (c.generator_noise_draws, 1),
+            "csd.warmup_steps": (c.warmup_steps, 0), "csd.grad_clip": (c.grad_clip, 0),
             "csd.ema_decay": (c.ema_decay, 0), "csd.ckpt_every": (c.ckpt_every, 1), "csd.log_every": (c.log_every, 1),
             "eval.every": (e.every, 0), "eval.num": (e.num, 4), "eval.seed": (e.seed, 0),
             "alignment.guidance_steps": (self.alignment.guidance_steps, 0),

@@ -67,6 +67,11 @@ def _draws_first(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(0, 1).reshape(x.shape[0] * x.shape[1], *x.shape[2:])
 
 
+def _batch_draws(x: torch.Tensor, single_dims: int) -> torch.Tensor:
+    """A generator step's t (`single_dims` 2) or noise (3): `[B, ...]` as drawn for one draw, `[B, m, ...]` → `[m·B, ...]`."""
+    return x if x.dim() == single_dims else _draws_first(x)
+
+
 # ---------------------------------------------------------------------------------------------------------- pool
 def pool_settings(recipe: DD2Recipe, family) -> dict:
     """What a pool depends on (checked when a run resumes on an existing one)."""
@@ -142,7 +147,7 @@ def gts_phase(net, family, pool: TeacherPool, recipe: DD2Recipe, phase: str, out
 # ----------------------------------------------------------------------------------------------------------- CSD
 class CSDBatches:
     """(step, micro) → {labels [B], eps [B, L, C], t, noise}: guidance steps t [B, m, L], noise [B, m, L, C];
-    generator steps t [B, L], noise [B, L, C]. Labels uniform over the classes (none for an unconditional teacher).
+    generator steps t [B, L], noise [B, L, C] (with `generator_noise_draws` m_G > 1: [B, m_G, L], [B, m_G, L, C]). Labels uniform over the classes (none for an unconditional teacher).
     `stream` names the random stream (each CSD segment has its own); `only_guidance`: every step a ψ update."""
 
     def __init__(self, recipe: DD2Recipe, family, grad_accum: int = 1, *, stream: str = "dd2-csd", only_guidance: bool = False):
@@ -154,8 +159,9 @@ class CSDBatches:
 
     def __call__(self, step: int, micro: int) -> dict:
         g = torch.Generator().manual_seed(batch_seed(self.stream, self.csd.seed, step * self.grad_accum + micro))
-        B, m = self.csd.batch_size, self.csd.noise_draws
-        draws = (B, m) if self.is_guidance_step(step) else (B,)
+        B = self.csd.batch_size
+        m = self.csd.noise_draws if self.is_guidance_step(step) else self.csd.generator_noise_draws
+        draws = (B, m) if self.is_guidance_step(step) or m > 1 else (B,)  # (B,): the layout of runs before decision 22
         batch = {"labels": torch.randint(max(1, self.num_classes), (B,), generator=g),
                  "eps": torch.randn(B, self.L, self.C, generator=g),
                  "t": _noise_levels(self.csd, (*draws, self.L), g, "cpu"),
@@ -216,7 +222,7 @@ def _csd_loss(pair: GeneratorAndGuidance, family, recipe: DD2Recipe, batches: CS
         # ψ frozen while the graph is built: the backward after this function then reaches the generator only
         with frozen(guidance_params):
             loss, metrics = generator_step_loss(pair.generator, pair.guidance, family.teacher_probs, family.codebook,
-                                                batch["eps"], labels, t=batch["t"], noise=batch["noise"],
+                                                batch["eps"], labels, t=_batch_draws(batch["t"], 2), noise=_batch_draws(batch["noise"], 3),
                                                 weighting=c.weighting, detach_inputs=c.detach_inputs)
         return loss, {"csd": metrics["csd"], "fcs": last_fcs["fcs"]}
 

@@ -85,7 +85,7 @@ network: {{head_width: 16, head_depth: 1}}
 pool: {{num: 8, batch_size: 8}}
 adaptation: {{hidden: 32, fit_steps: 5, steps: 2, batch_size: 4}}
 gts: {{batch_size: 2, head_steps: 0, full_steps: 2}}
-csd: {{steps: 2, batch_size: 2, guidance_steps: 1}}
+csd: {{steps: 2, batch_size: 2, guidance_steps: 1, generator_noise_draws: 2}}
 eval: {{num: 4}}
 """)
     recipe = load_dd2_recipe(path)

@@ -94,6 +94,35 @@ def test_teacher_reads_the_detached_generator_prefix():
     assert torch.equal(seen["prefix"], q.detach()) and not seen["prefix"].requires_grad
 
 
+@pytest.mark.parametrize("detach_inputs", [True, False])
+def test_csd_noise_draws_average_the_single_draw_losses(detach_inputs):
+    """m (t, ε′) draws per sample: the loss and q's gradient are the means of the m single-draw ones; the teacher
+    scores each prefix once, the guidance network gets each prefix m times in the FCS row layout (r·B + b)."""
+    codebook, probs, q, t0, noise0 = setting()
+    _, _, _, t1, noise1 = setting(seed=1)
+    calls = []
+
+    def teacher(prefix):
+        calls.append(prefix.shape[0])
+        return probs
+
+    def guidance(x, tt, prefix):
+        assert torch.equal(prefix, q.detach().repeat(x.shape[0] // q.shape[0], 1, 1))
+        return 0.5 * x + 0.1 * prefix.roll(1, dims=1)
+
+    singles = []
+    for t, noise in ((t0, noise0), (t1, noise1)):
+        loss, _ = csd_generator_loss(q, teacher, guidance, codebook, t=t, noise=noise, detach_inputs=detach_inputs)
+        singles.append((loss, torch.autograd.grad(loss, q)[0]))
+    both, _ = csd_generator_loss(q, teacher, guidance, codebook, t=torch.cat([t0, t1]), noise=torch.cat([noise0, noise1]),
+                                 detach_inputs=detach_inputs)
+    assert calls == [4, 4, 4]  # one teacher pass per call, on the B prefixes
+    assert torch.allclose(both, (singles[0][0] + singles[1][0]) / 2, atol=1e-6)
+    assert torch.allclose(torch.autograd.grad(both, q)[0], (singles[0][1] + singles[1][1]) / 2, atol=1e-7)
+    with pytest.raises(BadArgumentError, match=r"\[m·B, L\]"):
+        csd_generator_loss(q, teacher, guidance, codebook, t=t0[:3], noise=noise0[:3])
+
+
 def test_fcs_loss_uses_m_draws_and_trains_only_the_guidance():
     codebook, probs, q, t, noise = setting(B=4)
     m = 3

@@ -76,6 +76,10 @@ def test_update_order_and_batches_are_pure_functions_of_the_step(teacher, tmp_pa
     L, C = teacher.tokens_per_image, teacher.codebook.shape[1]
     assert first["t"].shape == (4, 2, L) and first["noise"].shape == (4, 2, L, C)  # guidance: m = 2 draws
     assert batches(2, 0)["t"].shape == (4, L) and batches(2, 0)["noise"].shape == (4, L, C)  # generator step
+    drawn = CSDBatches(load_dd2_recipe(write(tmp_path, TINY.replace("guidance_steps: 2,", "guidance_steps: 2, generator_noise_draws: 3,"))),
+                       family_adapter(teacher))
+    assert drawn(2, 0)["t"].shape == (4, 3, L) and drawn(2, 0)["noise"].shape == (4, 3, L, C)  # m_G = 3 CSD draws
+    assert drawn(0, 0)["t"].shape == (4, 2, L)  # the guidance steps keep their m
     cfg = csd_train_config(recipe)  # generator-update counts × (K + 1) optimiser steps
     assert (cfg.steps, cfg.warmup_steps, cfg.ckpt_every, cfg.log_every, cfg.weight_decay) == (12, 3, 3, 3, 0.0)
 
