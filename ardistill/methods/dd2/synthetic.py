@@ -192,6 +192,7 @@ def train_synthetic(
     eval_every: int = 0,
     eval_num: int = 50_000,
     use_ema: bool = True,
+    on_eval=None,
 ) -> SyntheticRun:
     """Train a one-step generator on `teacher` with DD2 for `steps` generator updates (seeded by `cfg.seed`).
 
@@ -199,7 +200,8 @@ def train_synthetic(
     teacher's signal at position i then no longer belongs to the generator's prefix, and the dependence between
     positions cannot be learnt. The networks' initial weights are drawn from the global RNG seeded with `cfg.seed`.
     `hidden` × `depth` sizes the generator's MLP; `guidance_hidden` × `guidance_depth` the guidance network's (both
-    default to the generator's).
+    default to the generator's). `on_eval(row)` is called with each evaluation's {"step", "tv", "zero_mass"} as it is
+    made (progress of a long run).
     """
     torch.manual_seed(cfg.seed)
     L = teacher.L
@@ -218,6 +220,8 @@ def train_synthetic(
         trainer.train_step()
         if eval_every and (k + 1) % eval_every == 0:
             history.append({"step": k + 1, **evaluate_generator(teacher, _weights(trainer, use_ema), eval_num)})
+            if on_eval is not None:
+                on_eval(history[-1])
     return SyntheticRun(_weights(trainer, use_ema), trainer, history)
 
 

@@ -27,6 +27,15 @@ FAST = dict(batch_size=128, guidance_steps=2, noise_draws=2, warmup_steps=50, lr
             t_loc=-1.0, schedule="cosine")
 
 
+
+def test_evaluations_are_reported_as_they_are_made():
+    """`on_eval` gets each evaluation's row (a long run's progress): the same rows as the returned history."""
+    teacher = SyntheticARTeacher.make(length=2, allowed=2, concentration=3.0, seed=0, radius=2.0)
+    seen = []
+    run = train_synthetic(teacher, 4, DD2Config(total_steps=4, **{**FAST, "batch_size": 8}), hidden=8, depth=1,
+                          eval_every=2, eval_num=100, on_eval=seen.append)
+    assert seen == run.history and [r["step"] for r in run.history] == [2, 4]
+
 def test_own_prefix_beats_teacher_prefix_fast():
     """200 generator steps on 2 positions (6 codes on a radius-2 hexagon, 2 allowed continuations per prefix): the
     correct loss's TV falls clearly below the independent-positions distance and below the broken variant (the teacher
