@@ -8,7 +8,7 @@ steps, a cosine lr over `--steps` generator steps, logit-normal t at loc −1, a
 network) on `SyntheticARTeacher.make(length=P, allowed=4, concentration=3, seed=1)`: the slow test's teacher C at
 P = 3. Prints one JSON line per evaluation (TV and zero-probability mass of `--eval-num` samples, the EMA generator;
 the last one at 200,000 samples, with the raw weights too) and writes them all to `--out`. Runs on one CPU thread
-unless `--threads` says otherwise; the numbers depend on the thread count only in the last float bits.
+unless `--threads` says otherwise; a curve is reproduced exactly at the thread count it was made with.
 """
 
 from __future__ import annotations
