@@ -93,9 +93,10 @@ class DD2Family(abc.ABC):
                                 embedding_hidden=self.embedding_hidden if embedding_hidden is None else embedding_hidden)
         return net.to(self.device)
 
-    def generator_from(self, net: DD2Net) -> DD2Generator:
-        """G_θ initialised from `net` (a copy): forward(noise, labels) → tokens in one pass."""
-        return as_role(net, DD2Generator)
+    def generator_from(self, net: DD2Net, *, noise_level: float = 1.0, prefix_scale: float | None = None) -> DD2Generator:
+        """G_θ initialised from `net` (a copy): forward(noise, labels) → tokens in one pass, reading the noise at
+        `noise_level` with its backbone on `prefix_scale`·ε (`DD2Net.set_generator_input`; decision 23)."""
+        return as_role(net, DD2Generator).set_generator_input(noise_level, prefix_scale)
 
     def guidance_from(self, net: DD2Net) -> DD2Guidance:
         """ψ initialised from `net` (a copy): forward(x, t, prefix, labels) → x̂0."""

@@ -27,6 +27,10 @@ class DD2Network:
     head_depth: int = 3
     code_scale: float | None = None  # network space = code vectors × code_scale; None: 1 / std of the codebook
     seed: int = 0  # draws the head's initial weights
+    # the generator's input (docs/dd2.md decision 23): its head reads x = t·ε at noise level t = generator_t and
+    # returns x̂0; its backbone reads generator_prefix_scale·ε (None: generator_t). 1 and 1: the paper's q = ε − v(ε, 1)
+    generator_t: float = 1.0
+    generator_prefix_scale: float | None = None
 
 
 @dataclass(kw_only=True)
@@ -178,6 +182,10 @@ class DD2Recipe(Recipe):
                         ("adaptation.fit_lr", self.adaptation.fit_lr), ("adaptation.lr", self.adaptation.lr)):
             if not lr > 0:
                 raise FieldError(key, f"must be > 0, got {lr}")
+        if not 0 < n.generator_t <= 1:
+            raise FieldError("network.generator_t", f"must be in (0, 1], got {n.generator_t}")
+        if n.generator_prefix_scale is not None and not n.generator_prefix_scale >= 0:
+            raise FieldError("network.generator_prefix_scale", f"must be ≥ 0 (or left out), got {n.generator_prefix_scale}")
         if self.network.code_scale is not None and not self.network.code_scale > 0:
             raise FieldError("network.code_scale", f"must be > 0 (or left out), got {self.network.code_scale}")
 

@@ -43,6 +43,8 @@ class DD2StudentConfig:
     head_depth: int
     sampling: dict[str, Any] = field(default_factory=dict)  # the teacher settings distilled (cfg, top_k, ...)
     embedding_hidden: int = 0  # LlamaGen: the continuous input embedding's hidden width (0: none, VAR)
+    generator_t: float = 1.0  # the generator's input noise level (docs/dd2.md decision 23; cards before it: 1)
+    generator_prefix_scale: float = 1.0  # its backbone reads generator_prefix_scale·ε
 
 
 class DD2Student:
@@ -192,7 +194,10 @@ def load_dd2_student(path: str | os.PathLike, *, teacher, device: str | torch.de
     family = family_adapter(teacher, code_scale=config.code_scale, **_adapter_sampling(config.sampling))
     net = family.new_network(head_width=config.head_width, head_depth=config.head_depth,
                              embedding_hidden=config.embedding_hidden)
-    model = family.generator_from(net)
+    try:
+        model = family.generator_from(net, noise_level=config.generator_t, prefix_scale=config.generator_prefix_scale)
+    except ValueError as e:
+        raise ArdistillError(f"{path / STUDENT_CARD}: {e}") from None
     weights = path / STUDENT_WEIGHTS
     if not weights.is_file():
         raise ArdistillError(f"{path}: no {STUDENT_WEIGHTS} (a training run that has not finished? resume it)")

@@ -184,7 +184,13 @@ def student_config(recipe: DD2Recipe, family) -> DD2StudentConfig:
     return DD2StudentConfig(family=family.teacher.family, teacher=family.teacher.name, code_scale=family.code_scale,
                             head_width=recipe.network.head_width, head_depth=recipe.network.head_depth,
                             sampling={k: list(v) if isinstance(v, tuple) else v for k, v in family.settings.items()},
-                            embedding_hidden=family.embedding_hidden)
+                            embedding_hidden=family.embedding_hidden, generator_t=recipe.network.generator_t,
+                            generator_prefix_scale=_prefix_scale(recipe))
+
+
+def _prefix_scale(recipe: DD2Recipe) -> float:
+    n = recipe.network
+    return n.generator_t if n.generator_prefix_scale is None else n.generator_prefix_scale
 
 
 def toy_eval_fn(family, recipe: DD2Recipe, config: DD2StudentConfig, *, generator_offset: int = 0):
@@ -307,7 +313,8 @@ def train_dd2_student(teacher, recipe: DD2Recipe, out_dir: str | Path, *, resume
         gts_seconds += result.seconds
         gts_losses[phase] = result.losses
     del pool
-    pair = GeneratorAndGuidance(family.generator_from(net), family.guidance_from(net))
+    pair = GeneratorAndGuidance(family.generator_from(net, noise_level=recipe.network.generator_t,
+                                                      prefix_scale=_prefix_scale(recipe)), family.guidance_from(net))
     del net
     config = student_config(recipe, family)
     def again(folder: str) -> bool:

@@ -6,8 +6,11 @@ gets:
   feature f_i sees only the tokens of earlier AR steps (VAR: earlier scales; LlamaGen: earlier tokens). The head maps
   (noisy token x_i, t, f_i) → a velocity v̂, and x̂0 = x_i − t·v̂ (exact as t → 0 whatever the head's error).
 - **generator G_θ** (`DD2Generator`): one forward pass reading only noise. The backbone reads the noise sequence ε
-  through the same input path (the sequence "shifted" by one AR step), the head reads (ε_i, t = 1, f_i) and the
-  output is q_i = ε_i − v_θ,i — one Euler step of the whole flow, so the GTS-tuned model is a valid initialisation.
+  (times `generator_prefix_scale`) through the same input path (the sequence "shifted" by one AR step), the head
+  reads (x_i = t_g·ε_i, t_g, f_i) at the generator's noise level t_g (`generator_t`) and the output is its clean-token
+  prediction q_i = x_i − t_g·v_θ,i. At t_g = 1 (the paper's form) that is q_i = ε_i − v_θ,i, one Euler step of the whole
+  flow; a GTS-tuned model is a valid initialisation at any t_g (docs/dd2.md decision 23: at t = 1 its output does not
+  depend on ε_i at all — the posterior mean of the code given the prefix —, below 1 it does).
 
 A backbone is a module `(labels [B], tokens [B, L, C] code vectors) → features [B, L, D]` with attributes `width` (D),
 `code_dim` (C) and `step_slices` ([begin, end) of every AR step; row i's feature must not depend on tokens of its own
@@ -94,6 +97,20 @@ class DD2Net(nn.Module):
         self.step_slices = list(backbone.step_slices)
         self.tokens_per_image = self.step_slices[-1][1]
         self.code_dim = backbone.code_dim
+        # the generator's input (decision 23): the head reads t_g·ε at t_g, the backbone prefix_scale·ε; plain
+        # attributes (not weights), recorded in a student's card
+        self.generator_t, self.generator_prefix_scale = 1.0, 1.0
+
+    def set_generator_input(self, noise_level: float = 1.0, prefix_scale: float | None = None) -> "DD2Net":
+        """The generator reads noise at `noise_level` t_g ∈ (0, 1] (the head gets x = t_g·ε at t_g) and its backbone
+        `prefix_scale`·ε (None: t_g); returns self."""
+        if not 0 < noise_level <= 1:
+            raise ValueError(f"the generator's noise level must be in (0, 1], got {noise_level}")
+        prefix_scale = noise_level if prefix_scale is None else prefix_scale
+        if not prefix_scale >= 0:
+            raise ValueError(f"the generator's prefix scale must be ≥ 0, got {prefix_scale}")
+        self.generator_t, self.generator_prefix_scale = float(noise_level), float(prefix_scale)
+        return self
 
     @property
     def forward_pass_module(self) -> nn.Module:
@@ -131,10 +148,13 @@ class DD2Net(nn.Module):
         return self.denoise(x, t, f.repeat(x.shape[0] // B, 1, 1))
 
     def generate(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """G_θ: noise ε `[B, L, C]` ~ N(0, I), labels `[B]` → tokens q = ε − v_θ(ε, t = 1, f(ε)) `[B, L, C]` in
-        network space: one backbone pass over the noise, one head pass, nothing else read."""
-        f = self.features(labels, noise)
-        return noise - self.velocity(noise, torch.ones(noise.shape[:2], device=noise.device, dtype=noise.dtype), f)
+        """G_θ: noise ε `[B, L, C]` ~ N(0, I), labels `[B]` → tokens q = x − t_g·v_θ(x, t_g, f(s·ε)) `[B, L, C]` in
+        network space, x = t_g·ε (t_g = `generator_t`, s = `generator_prefix_scale`; both 1: q = ε − v_θ(ε, 1, f(ε))):
+        one backbone pass over the noise, one head pass, nothing else read."""
+        t_g, s = self.generator_t, self.generator_prefix_scale
+        f = self.features(labels, noise if s == 1 else s * noise)
+        x = noise if t_g == 1 else t_g * noise
+        return self.denoise(x, torch.full(noise.shape[:2], t_g, device=noise.device, dtype=noise.dtype), f)
 
 
 class DD2Guidance(DD2Net):

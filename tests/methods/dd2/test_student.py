@@ -88,6 +88,34 @@ def test_bad_steps_noise_and_cards_are_one_line_errors(teacher, student_dir, tmp
     assert "\n" not in str(e.value)
 
 
+def test_card_carries_the_generators_input(teacher, student_dir, tmp_path):
+    """Decision 23: the card's generator_t / generator_prefix_scale rebuild the generator's input; a card without them
+    (every student before it) is the paper's t = 1; a bad value is a one-line error naming the card."""
+    card = json.loads((student_dir / "student.json").read_text())
+    assert (card["generator_t"], card["generator_prefix_scale"]) == (1.0, 1.0)
+    weights = (student_dir / "student.safetensors").read_bytes()
+
+    def folder(name: str, **changes) -> str:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "student.json").write_text(json.dumps({k: v for k, v in {**card, **changes}.items() if v is not None}))
+        (d / "student.safetensors").write_bytes(weights)
+        return str(d)
+
+    labels = torch.tensor([2, 5])
+    saved = load_dd2_student(student_dir, teacher=teacher)
+    old = load_dd2_student(folder("old", generator_t=None, generator_prefix_scale=None), teacher=teacher)
+    assert torch.equal(old.sample(labels, seed=1, return_embeddings=True), saved.sample(labels, seed=1, return_embeddings=True))
+    low = load_dd2_student(folder("low", generator_t=0.7, generator_prefix_scale=0.5), teacher=teacher)
+    net, noise = saved.model, saved.noise(2, 1)
+    x = 0.7 * noise
+    expected = net.denoise(x, torch.full(x.shape[:2], 0.7), net.features(labels, 0.5 * noise)) / saved.family.code_scale
+    assert torch.allclose(low.sample(labels, seed=1, return_embeddings=True), expected, atol=1e-6)
+    with pytest.raises(ArdistillError, match=r"student.json: the generator's noise level must be in \(0, 1\]") as e:
+        load_dd2_student(folder("bad", generator_t=2.0), teacher=teacher)
+    assert "\n" not in str(e.value)
+
+
 def test_bench_rows_count_one_generator_pass_and_the_teachers_steps(teacher, student_dir):
     student = ardistill.load_student(student_dir, teacher=teacher)
     one, two = dd_generators(student, steps=(1, 2))

@@ -73,6 +73,29 @@ def test_generator_is_one_forward_pass_reading_only_noise(family, net):
     assert torch.equal(fresh(noise, labels), noise)
 
 
+def test_generator_noise_level_and_prefix_scale(family, net):
+    """Decision 23: at noise level t_g the head reads x = t_g·ε at t_g and the generator returns its x̂0; the backbone
+    reads prefix_scale·ε. t_g = 1 with scale 1 is the paper's q = ε − v(ε, 1, f(ε)), bit for bit."""
+    noise = torch.randn(2, family.tokens_per_image, family.code_dim, generator=torch.Generator().manual_seed(6))
+    labels = torch.tensor([4, 9])
+    ones = torch.ones(noise.shape[:2])
+    paper = noise - net.velocity(noise, ones, net.features(labels, noise))
+    assert torch.equal(family.generator_from(net)(noise, labels), paper)
+    gen = family.generator_from(net, noise_level=0.7, prefix_scale=0.5)
+    assert (gen.generator_t, gen.generator_prefix_scale) == (0.7, 0.5)
+    x = 0.7 * noise
+    expected = x - 0.7 * net.velocity(x, 0.7 * ones, net.features(labels, 0.5 * noise))
+    assert torch.allclose(gen(noise, labels), expected, atol=1e-6)
+    assert not torch.allclose(gen(noise, labels), paper, atol=1e-3)
+    assert family.generator_from(net, noise_level=0.6).generator_prefix_scale == 0.6  # None: the noise level
+    # a fresh head (zero output) returns x = t_g·ε
+    fresh = family.generator_from(family.new_network(head_width=16, head_depth=1), noise_level=0.6)
+    assert torch.equal(fresh(noise, labels), 0.6 * noise)
+    for bad in ({"noise_level": 0.0}, {"noise_level": 1.5}, {"noise_level": 0.5, "prefix_scale": -1.0}):
+        with pytest.raises(ValueError):
+            family.generator_from(net, **bad)
+
+
 def test_sampling_probs_are_what_the_reference_sampler_draws_from(family):
     """The adapter's teacher-forced distribution at every position equals the one the KV-cached step sampler draws
     from (CFG ramp, filtering, temperature), at the default settings and with top-k / top-p / temperature on."""
