@@ -43,6 +43,7 @@ from ardistill.methods.dd2.gts import TeacherPool, gts_loss, make_teacher_pool
 from ardistill.methods.dd2.losses import sample_t
 from ardistill.methods.dd2.recipe import DD2Adaptation, DD2Recipe, NoiseLevels
 from ardistill.methods.dd2.student import DD2Student, DD2StudentConfig
+from ardistill.models.dd2.net import DD2Generator
 from ardistill.registry import is_builtin_model
 from ardistill.training.loop import TrainConfig, batch_seed, train_loop
 
@@ -180,17 +181,13 @@ def csd_train_config(recipe: DD2Recipe, steps: int | None = None) -> TrainConfig
                        mixed_precision=c.mixed_precision)
 
 
-def student_config(recipe: DD2Recipe, family) -> DD2StudentConfig:
+def student_config(recipe: DD2Recipe, family, generator: DD2Generator) -> DD2StudentConfig:
+    """The card's typed part for `generator` (its input noise level and prefix scale as it resolved them)."""
     return DD2StudentConfig(family=family.teacher.family, teacher=family.teacher.name, code_scale=family.code_scale,
                             head_width=recipe.network.head_width, head_depth=recipe.network.head_depth,
                             sampling={k: list(v) if isinstance(v, tuple) else v for k, v in family.settings.items()},
-                            embedding_hidden=family.embedding_hidden, generator_t=recipe.network.generator_t,
-                            generator_prefix_scale=_prefix_scale(recipe))
-
-
-def _prefix_scale(recipe: DD2Recipe) -> float:
-    n = recipe.network
-    return n.generator_t if n.generator_prefix_scale is None else n.generator_prefix_scale
+                            embedding_hidden=family.embedding_hidden, generator_t=generator.generator_t,
+                            generator_prefix_scale=generator.generator_prefix_scale)
 
 
 def toy_eval_fn(family, recipe: DD2Recipe, config: DD2StudentConfig, *, generator_offset: int = 0):
@@ -314,9 +311,10 @@ def train_dd2_student(teacher, recipe: DD2Recipe, out_dir: str | Path, *, resume
         gts_losses[phase] = result.losses
     del pool
     pair = GeneratorAndGuidance(family.generator_from(net, noise_level=recipe.network.generator_t,
-                                                      prefix_scale=_prefix_scale(recipe)), family.guidance_from(net))
+                                                      prefix_scale=recipe.network.generator_prefix_scale),
+                                family.guidance_from(net))
     del net
-    config = student_config(recipe, family)
+    config = student_config(recipe, family, pair.generator)
     def again(folder: str) -> bool:
         return resume or (out / folder / "checkpoint.pt").is_file()
 

@@ -22,7 +22,7 @@ TINY = f"""kind: dd2-student
 name: dd2-tiny
 teacher: {TEACHER}
 sampling: {{top_k: 8}}
-network: {{head_width: 32, head_depth: 2}}
+network: {{head_width: 32, head_depth: 2, generator_t: 0.7}}
 pool: {{num: 16, batch_size: 8}}
 gts: {{batch_size: 4, head_steps: 3, full_steps: 2, ckpt_every: 2, log_every: 1}}
 csd: {{steps: 4, batch_size: 4, guidance_steps: 2, ckpt_every: 1, log_every: 1, lr: 1.0e-3, warmup_steps: 1}}
@@ -48,6 +48,8 @@ def write(tmp_path, text: str = TINY, name: str = "dd2-tiny.yaml"):
     ("csd: {steps: 0}", "csd.steps", "≥ 1"),
     ("gts: {t_min: 0.5, t_max: 0.4}", "gts.t_min", "t_min < t_max"),
     ("network: {code_scale: -1.0}", "network.code_scale", "> 0"),
+    ("network: {generator_t: 1.5}", "network.generator_t", "(0, 1]"),
+    ("network: {generator_prefix_scale: -0.5}", "network.generator_prefix_scale", "≥ 0"),
     ("csd: {schedule: wobbly}", "csd.schedule", "constant"),
 ])
 def test_recipe_errors_are_one_line_and_name_the_key(tmp_path, edit, key, words):
@@ -91,6 +93,9 @@ def test_train_resume_load_and_sample(teacher, tmp_path):
     card = json.loads((tmp_path / "whole" / "student.json").read_text())
     assert card["format"] == "ardistill-dd2-student" and card["generator_steps"] == 4
     assert card["sampling"]["top_k"] == 8 and set(card["seconds"]) == {"pool", "adaptation", "gts", "csd", "total"}
+    # the generator's input reaches the card (prefix scale left out: the noise level) and the loaded student
+    assert (card["generator_t"], card["generator_prefix_scale"]) == (0.7, 0.7)
+    assert (whole.model.generator_t, whole.model.generator_prefix_scale) == (0.7, 0.7)
     state = torch.load(tmp_path / "whole" / "csd" / "checkpoint.pt", weights_only=True)
     # one optimiser, two networks: each parameter's moments saw only its own network's updates (ψ 8, G 4)
     assert {float(v["step"]) for v in state["optimizer"]["state"].values()} == {4.0, 8.0}
