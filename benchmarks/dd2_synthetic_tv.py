@@ -31,7 +31,9 @@ def main() -> None:
     ap.add_argument("--positions", type=int, default=4, choices=(2, 3, 4))
     ap.add_argument("--steps", type=int, default=12000, help="generator steps (the cosine lr ends here)")
     ap.add_argument("--hidden", type=int, default=512, help="generator MLP width")
-    ap.add_argument("--depth", type=int, default=4, help="generator MLP depth")
+    ap.add_argument("--depth", type=int, default=4, help="generator MLP depth (hidden layers, or residual blocks)")
+    ap.add_argument("--generator", choices=("mlp", "residual"), default="mlp",
+                    help="plain MLP, or pre-LayerNorm residual blocks")
     ap.add_argument("--guidance-hidden", type=int, default=128)
     ap.add_argument("--guidance-depth", type=int, default=3)
     ap.add_argument("--guidance-steps", type=int, default=5, help="K guidance updates per generator update")
@@ -59,7 +61,7 @@ def main() -> None:
         print(json.dumps({**row, "seconds": round(time.perf_counter() - started)}), flush=True)
 
     run = train_synthetic(teacher, args.steps, cfg, broken=args.broken, hidden=args.hidden, depth=args.depth,
-                          guidance_hidden=args.guidance_hidden, guidance_depth=args.guidance_depth,
+                          guidance_hidden=args.guidance_hidden, guidance_depth=args.guidance_depth, generator_blocks=args.generator,
                           eval_every=args.eval_every, eval_num=args.eval_num, on_eval=report)
     final = {"step": args.steps, "ema": evaluate_generator(teacher, run.generator, FINAL_NUM),
              "raw": evaluate_generator(teacher, run.trainer.generator, FINAL_NUM),

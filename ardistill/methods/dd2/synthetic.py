@@ -117,12 +117,33 @@ def _mlp(d_in: int, hidden: int, depth: int, d_out: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class NoiseToTokens(nn.Module):
-    """One-step generator: ε `[B, L, C]` → q = ε − v_θ(ε) `[B, L, C]`, one MLP over the whole flattened sequence."""
+class _ResidualMLP(nn.Module):
+    """in → hidden, then `depth` pre-LayerNorm residual blocks h + W2·SiLU(W1·LN(h)), then LN → out."""
 
-    def __init__(self, length: int, code_dim: int = 2, hidden: int = 128, depth: int = 3):
+    def __init__(self, d_in: int, hidden: int, depth: int, d_out: int):
         super().__init__()
-        self.net = _mlp(length * code_dim, hidden, depth, length * code_dim)
+        self.inp = nn.Linear(d_in, hidden)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, hidden), nn.SiLU(),
+                                                  nn.Linear(hidden, hidden)) for _ in range(depth))
+        self.out = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, d_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        for block in self.blocks:
+            h = h + block(h)
+        return self.out(h)
+
+
+class NoiseToTokens(nn.Module):
+    """One-step generator: ε `[B, L, C]` → q = ε − v_θ(ε) `[B, L, C]`, one network over the whole flattened sequence:
+    a plain MLP (`blocks="mlp"`, `depth` hidden layers) or `depth` pre-LayerNorm residual blocks (`"residual"`)."""
+
+    def __init__(self, length: int, code_dim: int = 2, hidden: int = 128, depth: int = 3, blocks: str = "mlp"):
+        super().__init__()
+        if blocks not in ("mlp", "residual"):
+            raise ValueError(f"blocks must be 'mlp' or 'residual', got {blocks!r}")
+        make = _mlp if blocks == "mlp" else _ResidualMLP
+        self.net = make(length * code_dim, hidden, depth, length * code_dim)
 
     def forward(self, noise: torch.Tensor) -> torch.Tensor:
         return noise - self.net(noise.flatten(1)).view_as(noise)
@@ -193,6 +214,7 @@ def train_synthetic(
     eval_num: int = 50_000,
     use_ema: bool = True,
     on_eval=None,
+    generator_blocks: str = "mlp",
 ) -> SyntheticRun:
     """Train a one-step generator on `teacher` with DD2 for `steps` generator updates (seeded by `cfg.seed`).
 
@@ -200,12 +222,12 @@ def train_synthetic(
     teacher's signal at position i then no longer belongs to the generator's prefix, and the dependence between
     positions cannot be learnt. The networks' initial weights are drawn from the global RNG seeded with `cfg.seed`.
     `hidden` × `depth` sizes the generator's MLP; `guidance_hidden` × `guidance_depth` the guidance network's (both
-    default to the generator's). `on_eval(row)` is called with each evaluation's {"step", "tv", "zero_mass"} as it is
+    default to the generator's); `generator_blocks` "mlp" or "residual" (`NoiseToTokens`). `on_eval(row)` is called with each evaluation's {"step", "tv", "zero_mass"} as it is
     made (progress of a long run).
     """
     torch.manual_seed(cfg.seed)
     L = teacher.L
-    generator = NoiseToTokens(L, teacher.codebook.shape[1], hidden, depth)
+    generator = NoiseToTokens(L, teacher.codebook.shape[1], hidden, depth, blocks=generator_blocks)
     guidance = PrefixGuidance(teacher.codebook, L, guidance_hidden or hidden, guidance_depth or depth)
     if broken:
         prefix_rng = torch.Generator().manual_seed(cfg.seed + 1)

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from ardistill.methods.dd2 import DD2Config
-from ardistill.methods.dd2.synthetic import SyntheticARTeacher, evaluate_generator, reference_tvs, train_synthetic
+from ardistill.methods.dd2.synthetic import (NoiseToTokens, SyntheticARTeacher, evaluate_generator, reference_tvs,
+                                            train_synthetic)
 
 NUM = 200_000  # samples per TV estimate (exact sampling's TV at this count is the noise floor)
 
@@ -35,6 +36,22 @@ def test_evaluations_are_reported_as_they_are_made():
     run = train_synthetic(teacher, 4, DD2Config(total_steps=4, **{**FAST, "batch_size": 8}), hidden=8, depth=1,
                           eval_every=2, eval_num=100, on_eval=seen.append)
     assert seen == run.history and [r["step"] for r in run.history] == [2, 4]
+
+
+def test_residual_generator_blocks():
+    """`generator_blocks="residual"`: `depth` pre-LayerNorm residual blocks over the flattened noise, q = ε − v(ε) of
+    the noise's shape, trained by the same loop; an unknown kind is refused."""
+    gen = NoiseToTokens(3, 2, hidden=16, depth=2, blocks="residual")
+    assert sum(isinstance(m, torch.nn.LayerNorm) for m in gen.modules()) == 3
+    eps = torch.randn(5, 3, 2)
+    assert gen(eps).shape == eps.shape
+    teacher = SyntheticARTeacher.make(length=2, allowed=2, concentration=3.0, seed=0, radius=2.0)
+    run = train_synthetic(teacher, 2, DD2Config(total_steps=2, **{**FAST, "batch_size": 8}), hidden=8, depth=1,
+                          generator_blocks="residual")
+    assert isinstance(run.generator.net.blocks[0][0], torch.nn.LayerNorm)
+    with pytest.raises(ValueError, match="residual"):
+        NoiseToTokens(3, 2, blocks="resnet")
+
 
 def test_own_prefix_beats_teacher_prefix_fast():
     """200 generator steps on 2 positions (6 codes on a radius-2 hexagon, 2 allowed continuations per prefix): the
