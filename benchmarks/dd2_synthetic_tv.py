@@ -61,7 +61,8 @@ def main() -> None:
         print(json.dumps({**row, "seconds": round(time.perf_counter() - started)}), flush=True)
 
     run = train_synthetic(teacher, args.steps, cfg, broken=args.broken, hidden=args.hidden, depth=args.depth,
-                          guidance_hidden=args.guidance_hidden, guidance_depth=args.guidance_depth, generator_blocks=args.generator,
+                          guidance_hidden=args.guidance_hidden, guidance_depth=args.guidance_depth,
+                          generator_blocks=args.generator,
                           eval_every=args.eval_every, eval_num=args.eval_num, on_eval=report)
     final = {"step": args.steps, "ema": evaluate_generator(teacher, run.generator, FINAL_NUM),
              "raw": evaluate_generator(teacher, run.trainer.generator, FINAL_NUM),

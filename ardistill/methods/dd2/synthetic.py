@@ -6,7 +6,7 @@ joints match. This module makes that testable on CPU in seconds to minutes:
 - `SyntheticARTeacher`: V codes in R² (a regular polygon, radius 1 by default), L positions, conditionals
   p(q_i | q_<i) defined for *every* prefix (also impossible ones, as a real AR teacher's are), each with only `allowed` of the V codes
   non-zero (Dirichlet weights), so the joint has allowed^L sequences of non-zero probability out of V^L.
-- `NoiseToTokens`: the one-step generator, an MLP over the whole flattened noise sequence ε `[B, L, 2]` → q `[B, L, 2]`
+- `NoiseToTokens`: the one-step generator, an MLP (or residual blocks) over the whole flattened noise sequence ε `[B, L, 2]` → q `[B, L, 2]`
   in one forward (q = ε − v_θ(ε), the velocity parameterisation of spec §2), no sampling loop.
 - `PrefixGuidance`: the guidance network ψ(x, t, prefix) → x̂0, an MLP per position on (x, logit t, the position,
   one-hots of the nearest codes of the prefix q_<i).
@@ -222,8 +222,8 @@ def train_synthetic(
     teacher's signal at position i then no longer belongs to the generator's prefix, and the dependence between
     positions cannot be learnt. The networks' initial weights are drawn from the global RNG seeded with `cfg.seed`.
     `hidden` × `depth` sizes the generator's MLP; `guidance_hidden` × `guidance_depth` the guidance network's (both
-    default to the generator's); `generator_blocks` "mlp" or "residual" (`NoiseToTokens`). `on_eval(row)` is called with each evaluation's {"step", "tv", "zero_mass"} as it is
-    made (progress of a long run).
+    default to the generator's); `generator_blocks` is "mlp" or "residual" (`NoiseToTokens`). `on_eval(row)` is called
+    with each evaluation's {"step", "tv", "zero_mass"} as it is made (progress of a long run).
     """
     torch.manual_seed(cfg.seed)
     L = teacher.L
