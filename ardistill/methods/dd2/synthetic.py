@@ -6,8 +6,8 @@ joints match. This module makes that testable on CPU in seconds to minutes:
 - `SyntheticARTeacher`: V codes in R² (a regular polygon, radius 1 by default), L positions, conditionals
   p(q_i | q_<i) defined for *every* prefix (also impossible ones, as a real AR teacher's are), each with only `allowed` of the V codes
   non-zero (Dirichlet weights), so the joint has allowed^L sequences of non-zero probability out of V^L.
-- `NoiseToTokens`: the one-step generator, an MLP (or residual blocks) over the whole flattened noise sequence ε `[B, L, 2]` → q `[B, L, 2]`
-  in one forward (q = ε − v_θ(ε), the velocity parameterisation of spec §2), no sampling loop.
+- `NoiseToTokens`: the one-step generator, an MLP (or residual blocks) over the whole flattened noise sequence
+  ε `[B, L, 2]` → q `[B, L, 2]` in one forward (q = ε − v_θ(ε), the velocity parameterisation of spec §2), no sampling loop.
 - `PrefixGuidance`: the guidance network ψ(x, t, prefix) → x̂0, an MLP per position on (x, logit t, the position,
   one-hots of the nearest codes of the prefix q_<i).
 - `train_synthetic`: DD2 alternating training (`DD2Trainer`) against the teacher scoring the generator's own prefix,
