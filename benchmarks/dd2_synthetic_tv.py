@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("--guidance-depth", type=int, default=3)
     ap.add_argument("--guidance-steps", type=int, default=5, help="K guidance updates per generator update")
     ap.add_argument("--lr-guidance", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=1e-3, help="the generator's peak lr")
+    ap.add_argument("--batch", type=int, default=256, help="generator samples per step (ψ's batch too)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--broken", action="store_true", help="the teacher scores a teacher-sampled prefix (the control)")
     ap.add_argument("--eval-every", type=int, default=500)
@@ -45,12 +47,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None, help="JSON file for the settings, references and curve")
     args = ap.parse_args()
-    if args.steps < 1 or args.eval_every < 0:
-        ap.error("--steps must be ≥ 1 and --eval-every ≥ 0")
+    if args.steps < 1 or args.eval_every < 0 or args.batch < 1 or args.lr <= 0 or args.lr_guidance <= 0:
+        ap.error("--steps and --batch must be ≥ 1, --eval-every ≥ 0, the lrs > 0")
     torch.set_num_threads(args.threads)
 
     teacher = SyntheticARTeacher.make(length=args.positions, allowed=4, concentration=3.0, seed=1)
-    cfg = DD2Config(batch_size=256, guidance_steps=args.guidance_steps, noise_draws=4, lr_generator=1e-3,
+    cfg = DD2Config(batch_size=args.batch, guidance_steps=args.guidance_steps, noise_draws=4, lr_generator=args.lr,
                     lr_guidance=args.lr_guidance, warmup_steps=100, schedule="cosine", total_steps=args.steps,
                     t_loc=-1.0, seed=args.seed)
     refs = reference_tvs(teacher, FINAL_NUM)
