@@ -232,6 +232,9 @@ def train_loop(
         result.losses = [tuple(x) for x in state.get("losses", [])]
         result.evals = list(state.get("evals", []))
         prior_seconds = float(state.get("seconds", 0.0))
+        # A finished run resumed takes no step: its result (and the student card written from it) keeps the loss
+        # of its last step. Checkpoints from before "last_loss" was stored fall back to the last logged loss.
+        result.last_loss = float(state.get("last_loss", result.losses[-1][1] if result.losses else float("nan")))
     elif ckpt_path.is_file() and not resume:
         raise ArdistillError(f"{ckpt_path} exists; pass --resume to continue it or choose another output folder")
     else:
@@ -248,6 +251,7 @@ def train_loop(
         atomic_torch_save(
             {"model": model.state_dict(), "optimizer": opt.state_dict(), "ema": ema.state_dict() if ema else {},
              "step": step, "config": cfg.to_dict(), "losses": result.losses, "evals": result.evals,
+             "last_loss": result.last_loss,
              "rng": torch.get_rng_state(), "extra": extra_state or {},
              "seconds": prior_seconds + time.perf_counter() - t0},
             ckpt_path,

@@ -78,6 +78,16 @@ def test_training_time_adds_up_across_a_resume(tmp_path):
     assert res.seconds >= first
 
 
+def test_a_finished_run_resumed_keeps_its_last_loss(tmp_path):
+    """Re-saving a finished run (`--resume`, no further step) must not turn its card's final loss into NaN."""
+    cfg = TrainConfig(steps=12, lr=1e-2, ckpt_every=5, log_every=5)
+    model = make_model()
+    done = train_loop(model=model, loss_fn=mse(model), get_batch=get_batch, cfg=cfg, out_dir=tmp_path, progress=False)
+    again = train_loop(model=model, loss_fn=mse(model), get_batch=get_batch, cfg=cfg, out_dir=tmp_path, resume=True,
+                       progress=False)
+    assert again.step == 12 and again.last_loss == done.last_loss and done.last_loss == done.last_loss  # not NaN
+
+
 def test_existing_run_needs_resume_flag(tmp_path):
     model = make_model()
     cfg = TrainConfig(steps=2, ckpt_every=1)
