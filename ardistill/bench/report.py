@@ -159,6 +159,31 @@ def plot_latency(rows: list[dict], path: Path) -> list[Path]:
     return [path]
 
 
+# Label positions tried in turn (offset in points, horizontal alignment): above right, below right, above left, below
+# left, then further out.
+_LABEL_SPOTS = [((4, 4), "left"), ((4, -11), "left"), ((-4, 4), "right"), ((-4, -11), "right"),
+                ((4, 14), "left"), ((4, -21), "left"), ((-4, 14), "right"), ((-4, -21), "right")]
+
+
+def _label_points(fig, ax, points: list[tuple[str, float, float]]) -> None:
+    """Name each (name, x, y) point beside it where its label overlaps no label placed before (two methods with
+    nearly equal speed-up and FID would otherwise print over each other); the first spot if none is free."""
+    fig.canvas.draw()  # settles the axis limits, so the labels' extents below are where they will be drawn
+    renderer = fig.canvas.get_renderer()
+    placed = []
+    for name, x, y in points:
+        for offset, ha in _LABEL_SPOTS:
+            text = ax.annotate(name, (x, y), textcoords="offset points", xytext=offset, ha=ha, fontsize=8)
+            box = text.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed):
+                break
+            text.remove()
+        else:
+            text = ax.annotate(name, (x, y), textcoords="offset points", xytext=_LABEL_SPOTS[0][0], fontsize=8)
+            box = text.get_window_extent(renderer)
+        placed.append(box)
+
+
 def plot_quality(doc: dict, path: Path) -> list[Path]:
     """FID against speed-up (decode included, at the largest measured batch): teacher, every DD step count, every
     CoDe N as points."""
@@ -169,14 +194,14 @@ def plot_quality(doc: dict, path: Path) -> list[Path]:
     speedup = {r["method"]: r["speedup_total"] for r in rows if r["batch"] == batch}
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name, q in quality.items():
-        if speedup.get(name) is None or q.get("fid") is None:
-            continue
-        ax.scatter([speedup[name]], [q["fid"]], s=40)
-        ax.annotate(name, (speedup[name], q["fid"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    points = [(name, speedup[name], q["fid"]) for name, q in quality.items()
+              if speedup.get(name) is not None and q.get("fid") is not None]
+    for _, x, y in points:
+        ax.scatter([x], [y], s=40)
     ax.set(xlabel=f"speed-up vs teacher at batch {batch} (decode included)", ylabel="FID (lower is better)",
            title=f"quality vs speed ({doc.get('teacher')})")
     ax.grid(alpha=0.3)
+    _label_points(fig, ax, points)
     _save(fig, path)
     plt.close(fig)
     return [path]
