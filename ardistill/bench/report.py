@@ -165,7 +165,7 @@ _LABEL_SPOTS = [((4, 4), "left"), ((4, -11), "left"), ((-4, 4), "right"), ((-4, 
                 ((4, 14), "left"), ((4, -21), "left"), ((-4, 14), "right"), ((-4, -21), "right")]
 
 
-def _label_points(fig, ax, points: list[tuple[str, float, float]]) -> None:
+def label_points(fig, ax, points: list[tuple[str, float, float]], *, fontsize: float = 8) -> None:
     """Name each (name, x, y) point beside it where its label overlaps no label placed before (two methods with
     nearly equal speed-up and FID would otherwise print over each other); the first spot if none is free."""
     fig.canvas.draw()  # settles the axis limits, so the labels' extents below are where they will be drawn
@@ -173,13 +173,13 @@ def _label_points(fig, ax, points: list[tuple[str, float, float]]) -> None:
     placed = []
     for name, x, y in points:
         for offset, ha in _LABEL_SPOTS:
-            text = ax.annotate(name, (x, y), textcoords="offset points", xytext=offset, ha=ha, fontsize=8)
+            text = ax.annotate(name, (x, y), textcoords="offset points", xytext=offset, ha=ha, fontsize=fontsize)
             box = text.get_window_extent(renderer)
             if not any(box.overlaps(other) for other in placed):
                 break
             text.remove()
         else:
-            text = ax.annotate(name, (x, y), textcoords="offset points", xytext=_LABEL_SPOTS[0][0], fontsize=8)
+            text = ax.annotate(name, (x, y), textcoords="offset points", xytext=_LABEL_SPOTS[0][0], fontsize=fontsize)
             box = text.get_window_extent(renderer)
         placed.append(box)
 
@@ -201,7 +201,7 @@ def plot_quality(doc: dict, path: Path) -> list[Path]:
     ax.set(xlabel=f"speed-up vs teacher at batch {batch} (decode included)", ylabel="FID (lower is better)",
            title=f"quality vs speed ({doc.get('teacher')})")
     ax.grid(alpha=0.3)
-    _label_points(fig, ax, points)
+    label_points(fig, ax, points)
     _save(fig, path)
     plt.close(fig)
     return [path]

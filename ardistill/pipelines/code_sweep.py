@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ardistill.bench.report import label_points
 from ardistill.bench.timing import measure
 from ardistill.devices import describe_device
 from ardistill.errors import BadArgumentError
@@ -109,18 +110,19 @@ def plot_fid_vs_speedup(results: list[SweepResult], path: str | Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
+    labels = []
     for res in results:
         rows = sorted((r for r in res.rows if r.fid is not None), key=lambda r: r.speedup)
         if not rows:
             continue
         ax.plot([r.speedup for r in rows], [r.fid for r in rows], marker="o", label=res.label or "CoDe")
-        for r in rows:
-            ax.annotate(f"N={r.draft_steps}", (r.speedup, r.fid), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        labels += [(f"N={r.draft_steps}", r.speedup, r.fid) for r in rows]
     ax.set_xlabel("speed-up over the drafter alone (×)")
     ax.set_ylabel("toy-FID (lower is better)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
+    label_points(fig, ax, labels, fontsize=7)  # after the layout, so the labels' places are final
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)

@@ -8,14 +8,14 @@ def test_labels_of_nearby_points_do_not_overlap(tmp_path, monkeypatch):
     points = [("teacher", 1.0, 2.96), ("dd2-var-toy-l-1step", 1.55, 5.99), ("dd-var-toy-l-1step", 1.69, 5.84),
               ("onestep", 2.55, 28.4)]
     boxes = []
-    real = report._label_points
+    real = report.label_points
 
-    def spy(fig, ax, pts):
-        real(fig, ax, pts)
+    def spy(fig, ax, pts, **kw):
+        real(fig, ax, pts, **kw)
         renderer = fig.canvas.get_renderer()
         boxes.extend(t.get_window_extent(renderer) for t in ax.texts)
 
-    monkeypatch.setattr(report, "_label_points", spy)
+    monkeypatch.setattr(report, "label_points", spy)
     doc = {"teacher": "var-toy-l",
            "quality": {name: {"fid": fid} for name, _, fid in points},
            "speed": [{"method": name, "batch": 16, "speedup_total": x} for name, x, _ in points]}
