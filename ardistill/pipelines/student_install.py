@@ -157,7 +157,7 @@ def model_card_markdown(name: str, card: dict) -> str:
              f"- recipe: `{relative_name(card['recipe']) if card.get('recipe') else 'n/a'}`"]
     seconds = card.get("seconds")
     if isinstance(seconds, dict) and seconds.get("total"):  # DD2: every stage
-        lines.append(f"- training: {seconds['total'] / 60:.1f} CPU-minutes ("
+        lines.append(f"- training: {seconds['total'] / 60:.1f} wall-clock minutes ("
                      + ", ".join(f"{k} {v / 60:.1f}" for k, v in seconds.items() if k != "total" and v) + ")")
     elif isinstance(seconds, (int, float)):  # DD: the student's training (its trajectories are made before)
         traj = block.get("trajectories") or {}
