@@ -31,6 +31,13 @@ class DD2Network:
     # returns x̂0; its backbone reads generator_prefix_scale·ε (None: generator_t). 1 and 1: the paper's q = ε − v(ε, 1)
     generator_t: float = 1.0
     generator_prefix_scale: float | None = None
+    # decision 24: start the generator from a trained DD student of the same teacher (a built-in name such as
+    # dd-llamagen-toy, or a student folder) instead of the GTS-tuned network; ψ still starts from GTS. The student
+    # runs at split point 0 and is read out as softmax(logits / generator_temperature) @ codebook ("expected") or by
+    # its continuous head ("continuous"); see ardistill.models.dd2.from_dd
+    generator_init: str | None = None
+    generator_output: Literal["expected", "continuous"] = "expected"
+    generator_temperature: float = 1.0
 
 
 @dataclass(kw_only=True)
@@ -186,6 +193,16 @@ class DD2Recipe(Recipe):
             raise FieldError("network.generator_t", f"must be in (0, 1], got {n.generator_t}")
         if n.generator_prefix_scale is not None and not n.generator_prefix_scale >= 0:
             raise FieldError("network.generator_prefix_scale", f"must be ≥ 0 (or left out), got {n.generator_prefix_scale}")
+        if n.generator_init is not None:
+            if n.generator_t != 1 or n.generator_prefix_scale is not None:
+                key = "network.generator_t" if n.generator_t != 1 else "network.generator_prefix_scale"
+                raise FieldError(key, "sets the DD2 network generator's input; a generator_init student reads plain ε "
+                                      "(leave it out)")
+            if not n.generator_temperature > 0:
+                raise FieldError("network.generator_temperature", f"must be > 0, got {n.generator_temperature}")
+        elif n.generator_output != "expected" or n.generator_temperature != 1:
+            key = "network.generator_output" if n.generator_output != "expected" else "network.generator_temperature"
+            raise FieldError(key, "reads out a DD student generator; set network.generator_init too (or leave it out)")
         if self.network.code_scale is not None and not self.network.code_scale > 0:
             raise FieldError("network.code_scale", f"must be > 0 (or left out), got {self.network.code_scale}")
 

@@ -24,6 +24,8 @@ from ardistill.configs import config_from_dict, config_to_dict
 from ardistill.errors import ArdistillError, BadArgumentError
 from ardistill.io import atomic_save_safetensors, atomic_write_json, load_state_dict_file, load_strict
 from ardistill.methods.dd2.family import family_adapter
+from ardistill.models.dd.checkpoint import build_student
+from ardistill.models.dd2.from_dd import DDStudentGenerator
 from ardistill.sampling.fast import autocast, cast_matrices_, parse_dtype
 from ardistill.teachers.base import check_labels
 
@@ -45,6 +47,11 @@ class DD2StudentConfig:
     embedding_hidden: int = 0  # LlamaGen: the continuous input embedding's hidden width (0: none, VAR)
     generator_t: float = 1.0  # the generator's input noise level (docs/dd2.md decision 23; cards before it: 1)
     generator_prefix_scale: float = 1.0  # its backbone reads generator_prefix_scale·ε
+    # decision 24: "dd2-net" (the GTS-tuned network) or "dd-student" (a DD student network, `DDStudentGenerator`,
+    # reading out `generator_output` at `generator_temperature`; head_width / head_depth then describe nothing)
+    generator_arch: str = "dd2-net"
+    generator_output: str = "expected"
+    generator_temperature: float = 1.0
 
 
 class DD2Student:
@@ -183,6 +190,21 @@ def read_dd2_card(path: str | os.PathLike) -> tuple[DD2StudentConfig, dict]:
     return config, card
 
 
+def build_generator(teacher, config: DD2StudentConfig) -> torch.nn.Module:
+    """The generator a card describes, with fresh weights (to be loaded): the DD2 network (`generator_arch`
+    "dd2-net") or a DD student network read out by `DDStudentGenerator` ("dd-student"). A bad value: ValueError."""
+    family = family_adapter(teacher, code_scale=config.code_scale, **_adapter_sampling(config.sampling))
+    if config.generator_arch == "dd-student":
+        student = build_student(teacher.family, teacher.network.config, device=teacher.device, empty=True)
+        return DDStudentGenerator(student, teacher.codebook, family.code_scale, output=config.generator_output,
+                                  temperature=config.generator_temperature)
+    if config.generator_arch != "dd2-net":
+        raise ValueError(f"generator_arch is dd2-net or dd-student, got {config.generator_arch!r}")
+    net = family.new_network(head_width=config.head_width, head_depth=config.head_depth,
+                             embedding_hidden=config.embedding_hidden)
+    return family.generator_from(net, noise_level=config.generator_t, prefix_scale=config.generator_prefix_scale)
+
+
 def load_dd2_student(path: str | os.PathLike, *, teacher, device: str | torch.device | None = None,
                      dtype: torch.dtype | str | None = None) -> DD2Student:
     """The DD2 student in folder `path` on a loaded `teacher` (its architecture is checked against the card's)."""
@@ -191,11 +213,8 @@ def load_dd2_student(path: str | os.PathLike, *, teacher, device: str | torch.de
     arch = teacher.network.config
     if card.get("teacher_config") is not None and config_from_dict(type(arch), card["teacher_config"], where=str(path / STUDENT_CARD)) != arch:
         raise ArdistillError(f"{path.name} was trained for {config.teacher}; teacher {teacher.name} has a different architecture")
-    family = family_adapter(teacher, code_scale=config.code_scale, **_adapter_sampling(config.sampling))
-    net = family.new_network(head_width=config.head_width, head_depth=config.head_depth,
-                             embedding_hidden=config.embedding_hidden)
     try:
-        model = family.generator_from(net, noise_level=config.generator_t, prefix_scale=config.generator_prefix_scale)
+        model = build_generator(teacher, config)
     except ValueError as e:
         raise ArdistillError(f"{path / STUDENT_CARD}: {e}") from None
     weights = path / STUDENT_WEIGHTS
@@ -207,4 +226,4 @@ def load_dd2_student(path: str | os.PathLike, *, teacher, device: str | torch.de
                       dtype=parse_dtype(dtype) if dtype is not None else getattr(teacher, "dtype", torch.float32))
 
 
-__all__ = ["DD2Student", "DD2StudentConfig", "DD2_FORMAT", "is_dd2_student_dir", "read_dd2_card", "load_dd2_student"]
+__all__ = ["DD2Student", "DD2StudentConfig", "DD2_FORMAT", "build_generator", "is_dd2_student_dir", "read_dd2_card", "load_dd2_student"]

@@ -41,9 +41,9 @@ from ardistill.methods.dd2.alternating import frozen, generator_step_loss, guida
 from ardistill.methods.dd2.family import family_adapter
 from ardistill.methods.dd2.gts import TeacherPool, gts_loss, make_teacher_pool
 from ardistill.methods.dd2.losses import sample_t
-from ardistill.methods.dd2.recipe import DD2Adaptation, DD2Recipe, NoiseLevels
-from ardistill.methods.dd2.student import DD2Student, DD2StudentConfig
-from ardistill.models.dd2.net import DD2Generator
+from ardistill.methods.dd2.recipe import DD2Adaptation, DD2Network, DD2Recipe, NoiseLevels
+from ardistill.methods.dd2.student import DD2Student, DD2StudentConfig, is_dd2_student_dir
+from ardistill.models.dd2.from_dd import DDStudentGenerator
 from ardistill.registry import is_builtin_model
 from ardistill.training.loop import TrainConfig, batch_seed, train_loop
 
@@ -181,13 +181,39 @@ def csd_train_config(recipe: DD2Recipe, steps: int | None = None) -> TrainConfig
                        mixed_precision=c.mixed_precision)
 
 
-def student_config(recipe: DD2Recipe, family, generator: DD2Generator) -> DD2StudentConfig:
-    """The card's typed part for `generator` (its input noise level and prefix scale as it resolved them)."""
+def student_config(recipe: DD2Recipe, family, generator: nn.Module) -> DD2StudentConfig:
+    """The card's typed part for `generator` (a DD2 network: its input noise level and prefix scale as it resolved
+    them; a DD student generator: its read-out)."""
+    n = recipe.network
+    arch = {"generator_arch": "dd-student", "generator_output": generator.output,
+            "generator_temperature": generator.temperature} if isinstance(generator, DDStudentGenerator) else \
+        {"generator_t": generator.generator_t, "generator_prefix_scale": generator.generator_prefix_scale}
     return DD2StudentConfig(family=family.teacher.family, teacher=family.teacher.name, code_scale=family.code_scale,
-                            head_width=recipe.network.head_width, head_depth=recipe.network.head_depth,
+                            head_width=n.head_width, head_depth=n.head_depth,
                             sampling={k: list(v) if isinstance(v, tuple) else v for k, v in family.settings.items()},
-                            embedding_hidden=family.embedding_hidden, generator_t=generator.generator_t,
-                            generator_prefix_scale=generator.generator_prefix_scale)
+                            embedding_hidden=family.embedding_hidden, **arch)
+
+
+def dd_student_generator(family, network: DD2Network) -> DDStudentGenerator:
+    """The generator of decision 24: the DD student `network.generator_init` names (built-in name or folder; it
+    must distil this teacher), loaded in fp32 and read out as the recipe says."""
+    from ardistill.methods.dd.student import find_student, load_student
+    from ardistill.registry import find_weight_file, get_model_spec
+
+    teacher, name = family.teacher, network.generator_init
+    folder = Path(name)
+    if not folder.exists():  # a registered name: a built-in student ships as a folder inside the package
+        spec = get_model_spec(name)
+        folder = find_weight_file(spec, "student").parent if spec.kind == "student" and spec.builtin else None
+    if folder is not None and is_dd2_student_dir(folder):
+        raise ArdistillError(f"network.generator_init: {name} is a DD2 student; it takes a DD student (method dd)")
+    source = find_student(name, teacher_name=teacher.name)
+    if source.config.teacher != teacher.name:
+        raise ArdistillError(f"network.generator_init: {name} distils {source.config.teacher}, not {teacher.name}")
+    student = load_student(source, teacher=teacher, dtype=torch.float32)
+    model = student.model.float().train().requires_grad_(True)
+    return DDStudentGenerator(model, teacher.codebook, family.code_scale, output=network.generator_output,
+                              temperature=network.generator_temperature)
 
 
 def toy_eval_fn(family, recipe: DD2Recipe, config: DD2StudentConfig, *, generator_offset: int = 0):
@@ -310,9 +336,10 @@ def train_dd2_student(teacher, recipe: DD2Recipe, out_dir: str | Path, *, resume
         gts_seconds += result.seconds
         gts_losses[phase] = result.losses
     del pool
-    pair = GeneratorAndGuidance(family.generator_from(net, noise_level=recipe.network.generator_t,
-                                                      prefix_scale=recipe.network.generator_prefix_scale),
-                                family.guidance_from(net))
+    n = recipe.network
+    generator = dd_student_generator(family, n) if n.generator_init else \
+        family.generator_from(net, noise_level=n.generator_t, prefix_scale=n.generator_prefix_scale)
+    pair = GeneratorAndGuidance(generator, family.guidance_from(net))
     del net
     config = student_config(recipe, family, pair.generator)
     def again(folder: str) -> bool:
@@ -333,6 +360,7 @@ def train_dd2_student(teacher, recipe: DD2Recipe, out_dir: str | Path, *, resume
     if distributed.is_main():
         student.save(out, extra={"recipe": recipe.source, "name": recipe.run_name,
                                  "generator_steps": recipe.csd.steps + a.csd_steps, "alignment_steps": a.guidance_steps,
+                                 "generator_init": n.generator_init,
                                  "last_loss": last_loss, "evals": evals, "seconds": {
                                      "pool": pool_seconds, "adaptation": adaptation.get("seconds", 0.0), "gts": gts_seconds,
                                      "csd": csd_seconds,
@@ -344,4 +372,4 @@ def train_dd2_student(teacher, recipe: DD2Recipe, out_dir: str | Path, *, resume
 
 
 __all__ = ["GeneratorAndGuidance", "GTSBatches", "CSDBatches", "csd_train_config", "load_or_make_pool", "gts_phase",
-           "csd_stage", "alignment_stage", "student_config", "train_dd2_student", "POOL_FILE"]
+           "csd_stage", "alignment_stage", "student_config", "dd_student_generator", "train_dd2_student", "POOL_FILE"]
