@@ -200,6 +200,9 @@ class DD2Recipe(Recipe):
                                       "(leave it out)")
             if not n.generator_temperature > 0:
                 raise FieldError("network.generator_temperature", f"must be > 0, got {n.generator_temperature}")
+            if n.generator_output == "continuous" and n.generator_temperature != 1:
+                raise FieldError("network.generator_temperature", "is the softmax temperature of the expected read-out; "
+                                                                   "the continuous head has none (leave it out)")
         elif n.generator_output != "expected" or n.generator_temperature != 1:
             key = "network.generator_output" if n.generator_output != "expected" else "network.generator_temperature"
             raise FieldError(key, "reads out a DD student generator; set network.generator_init too (or leave it out)")

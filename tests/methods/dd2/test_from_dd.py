@@ -80,6 +80,7 @@ def test_read_outs_are_the_dd_samplers_outputs_and_train_every_weight(teacher, d
     (", generator_t: 0.7", "network.generator_t"),
     (", generator_prefix_scale: 0.5", "network.generator_prefix_scale"),
     (", generator_temperature: 0.0", "network.generator_temperature"),
+    (", generator_output: continuous, generator_temperature: 0.5", "network.generator_temperature"),
 ])
 def test_recipe_refuses_settings_that_would_be_ignored(tmp_path, network, key):
     with pytest.raises(ArdistillError) as e:
