@@ -212,6 +212,8 @@ def find_student(name_or_path: str | os.PathLike, *, teacher_name: str | None = 
         if not card_path.is_file():
             raise ArdistillError(f"{path}: not a DD student folder (no {STUDENT_CARD}); train one with `ardistill train --recipe recipes/dd/...`")
         card = json.loads(card_path.read_text())
+        if card.get("format", "ardistill-dd-student") != "ardistill-dd-student":
+            raise ArdistillError(f"{path}: not a DD student folder (its card's format is {card['format']})")
         config = DDStudentConfig(family=card["family"], teacher=card["teacher"], t_list=tuple(card["t_list"]), split=int(card["split"]))
         return StudentSource(config, card, False, path.name, path / STUDENT_WEIGHTS)
     if path.is_file() or path.suffix in (".pth", ".pt", ".safetensors") or os.sep in str(name_or_path):

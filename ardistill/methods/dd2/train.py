@@ -42,7 +42,7 @@ from ardistill.methods.dd2.family import family_adapter
 from ardistill.methods.dd2.gts import TeacherPool, gts_loss, make_teacher_pool
 from ardistill.methods.dd2.losses import sample_t
 from ardistill.methods.dd2.recipe import DD2Adaptation, DD2Network, DD2Recipe, NoiseLevels
-from ardistill.methods.dd2.student import DD2Student, DD2StudentConfig, is_dd2_student_dir
+from ardistill.methods.dd2.student import DD2Student, DD2StudentConfig
 from ardistill.models.dd2.from_dd import DDStudentGenerator
 from ardistill.registry import is_builtin_model
 from ardistill.training.loop import TrainConfig, batch_seed, train_loop
@@ -198,16 +198,12 @@ def dd_student_generator(family, network: DD2Network) -> DDStudentGenerator:
     """The generator of decision 24: the DD student `network.generator_init` names (built-in name or folder; it
     must distil this teacher), loaded in fp32 and read out as the recipe says."""
     from ardistill.methods.dd.student import find_student, load_student
-    from ardistill.registry import find_weight_file, get_model_spec
 
     teacher, name = family.teacher, network.generator_init
-    folder = Path(name)
-    if not folder.exists():  # a registered name: a built-in student ships as a folder inside the package
-        spec = get_model_spec(name)
-        folder = find_weight_file(spec, "student").parent if spec.kind == "student" and spec.builtin else None
-    if folder is not None and is_dd2_student_dir(folder):
-        raise ArdistillError(f"network.generator_init: {name} is a DD2 student; it takes a DD student (method dd)")
-    source = find_student(name, teacher_name=teacher.name)
+    try:
+        source = find_student(name, teacher_name=teacher.name)  # a DD2 student folder is refused here
+    except ArdistillError as e:
+        raise ArdistillError(f"network.generator_init: {e}") from None
     if source.config.teacher != teacher.name:
         raise ArdistillError(f"network.generator_init: {name} distils {source.config.teacher}, not {teacher.name}")
     student = load_student(source, teacher=teacher, dtype=torch.float32)

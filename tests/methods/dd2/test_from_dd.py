@@ -96,7 +96,7 @@ def test_read_out_without_a_dd_student_is_refused(tmp_path):
 
 def test_generator_init_must_be_a_dd_student_of_this_teacher(teacher, tmp_path):
     fam = family_adapter(teacher)
-    for init, words in (("dd2-var-toy-l", "is a DD2 student"), ("dd-var-toy-l", "distils var-toy-l, not var-toy-s")):
+    for init, words in (("dd2-var-toy-l", "not a DD student folder.*ardistill-dd2-student"), ("dd-var-toy-l", "distils var-toy-l, not var-toy-s")):
         with pytest.raises(ArdistillError, match=words):
             dd_student_generator(fam, load_dd2_recipe(write(tmp_path, recipe_text(init))).network)
 
