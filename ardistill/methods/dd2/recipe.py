@@ -34,7 +34,9 @@ class DD2Network:
     # decision 24: start the generator from a trained DD student of the same teacher (a built-in name such as
     # dd-llamagen-toy, or a student folder) instead of the GTS-tuned network; ψ still starts from GTS. The student
     # runs at split point 0 and is read out as softmax(logits / generator_temperature) @ codebook ("expected") or by
-    # its continuous head ("continuous"); see ardistill.models.dd2.from_dd
+    # its continuous head ("continuous"); see ardistill.models.dd2.from_dd. A DD2 student of this teacher (same head,
+    # code scale and distilled sampling) is continued instead: its generator, its own input noise level and prefix
+    # scale; ψ from GTS, so let it catch up first (csd.steps: 1, then alignment) — `dd2_student_generator`
     generator_init: str | None = None
     generator_output: Literal["expected", "continuous"] = "expected"
     generator_temperature: float = 1.0
@@ -196,8 +198,8 @@ class DD2Recipe(Recipe):
         if n.generator_init is not None:
             if n.generator_t != 1 or n.generator_prefix_scale is not None:
                 key = "network.generator_t" if n.generator_t != 1 else "network.generator_prefix_scale"
-                raise FieldError(key, "sets the DD2 network generator's input; a generator_init student reads plain ε "
-                                      "(leave it out)")
+                raise FieldError(key, "sets the DD2 network generator's input; a generator_init student reads ε as "
+                                      "it was trained to (leave it out)")
             if not n.generator_temperature > 0:
                 raise FieldError("network.generator_temperature", f"must be > 0, got {n.generator_temperature}")
             if n.generator_output == "continuous" and n.generator_temperature != 1:

@@ -212,6 +212,44 @@ def dd_student_generator(family, network: DD2Network) -> DDStudentGenerator:
                               temperature=network.generator_temperature)
 
 
+def dd2_student_generator(family, recipe: DD2Recipe, net: nn.Module) -> nn.Module:
+    """A trained DD2 student's generator, to train further: `network.generator_init` names a DD2 student (built-in
+    name or folder) of this teacher, whose card must agree with the recipe on what the generator is (head, code
+    scale, distilled sampling); the generator is built from `net` (the GTS-tuned network, for its architecture) with
+    the card's input noise level and prefix scale, then given the student's weights. ψ still starts from GTS, so a
+    recipe that continues a student should let ψ catch up first (`alignment`). None when `generator_init` is not a
+    DD2 student."""
+    from ardistill.io import load_state_dict_file, load_strict
+    from ardistill.methods.dd2.student import STUDENT_WEIGHTS, is_dd2_student_dir, read_dd2_card
+    from ardistill.students import builtin_student_dir
+
+    n, teacher = recipe.network, family.teacher
+    folder = builtin_student_dir(n.generator_init) or Path(n.generator_init)
+    if not is_dd2_student_dir(folder):
+        return None
+    config, _ = read_dd2_card(folder)
+    where = f"network.generator_init: {n.generator_init}"
+    if config.teacher != teacher.name:
+        raise ArdistillError(f"{where} distils {config.teacher}, not {teacher.name}")
+    if config.generator_arch != "dd2-net":
+        raise ArdistillError(f"{where} is a DD2 student started from a DD student; continue it from its own recipe")
+    if n.generator_output != "expected" or n.generator_temperature != 1:
+        raise ArdistillError(f"{where} is a DD2 student; network.generator_output / generator_temperature read out DD "
+                             "students (leave them out)")
+    mine = {"head_width": n.head_width, "head_depth": n.head_depth, "code_scale": family.code_scale,
+            "sampling": dict(family.settings), "embedding_hidden": family.embedding_hidden}
+    theirs = {k: getattr(config, k) for k in mine}
+    theirs["sampling"] = {k: tuple(v) if isinstance(v, list) else v for k, v in theirs["sampling"].items()}
+    for key in mine:
+        same = abs(mine[key] - theirs[key]) <= 1e-6 * abs(mine[key]) if key == "code_scale" else mine[key] == theirs[key]
+        if not same:
+            raise ArdistillError(f"{where} has {key} {theirs[key]}, this recipe {mine[key]}; they must agree")
+    generator = family.generator_from(net, noise_level=config.generator_t, prefix_scale=config.generator_prefix_scale)
+    weights = folder / STUDENT_WEIGHTS
+    load_strict(generator, {k: v.float() for k, v in load_state_dict_file(weights).items()}, what=str(weights))
+    return generator
+
+
 def toy_eval_fn(family, recipe: DD2Recipe, config: DD2StudentConfig, *, generator_offset: int = 0):
     """(pair, step) → toy-FID, class accuracy, KID, precision / recall of `eval.num` 1-step samples of the generator
     (the EMA weights during training) by the evaluation protocol: what `ardistill bench --student OUT --dd-steps 1
@@ -333,7 +371,7 @@ def train_dd2_student(teacher, recipe: DD2Recipe, out_dir: str | Path, *, resume
         gts_losses[phase] = result.losses
     del pool
     n = recipe.network
-    generator = dd_student_generator(family, n) if n.generator_init else \
+    generator = (dd2_student_generator(family, recipe, net) or dd_student_generator(family, n)) if n.generator_init else \
         family.generator_from(net, noise_level=n.generator_t, prefix_scale=n.generator_prefix_scale)
     pair = GeneratorAndGuidance(generator, family.guidance_from(net))
     del net
@@ -368,4 +406,4 @@ def train_dd2_student(teacher, recipe: DD2Recipe, out_dir: str | Path, *, resume
 
 
 __all__ = ["GeneratorAndGuidance", "GTSBatches", "CSDBatches", "csd_train_config", "load_or_make_pool", "gts_phase",
-           "csd_stage", "alignment_stage", "student_config", "dd_student_generator", "train_dd2_student", "POOL_FILE"]
+           "csd_stage", "alignment_stage", "student_config", "dd_student_generator", "dd2_student_generator", "train_dd2_student", "POOL_FILE"]

@@ -1,7 +1,8 @@
 """Decision 24: a DD student as DD2's generator. Its read-outs are the DD sampler's own outputs (the argmax codes as
 the softmax sharpens, the continuous head as it is) in network space, gradients reach every student weight, a
 recipe starts CSD from a student folder and the saved DD2 student reloads bit for bit; bad combinations are one-line
-errors. var-toy-s, random DD student, tiny settings."""
+errors. A DD2 student named there is continued (its generator and input, ψ from GTS). var-toy-s, random DD student,
+tiny settings."""
 
 import json
 
@@ -14,7 +15,7 @@ from ardistill.errors import ArdistillError
 from ardistill.methods.dd.student import load_student
 from ardistill.methods.dd2.family import family_adapter
 from ardistill.methods.dd2.recipe import load_dd2_recipe
-from ardistill.methods.dd2.train import dd_student_generator, train_dd2_student
+from ardistill.methods.dd2.train import dd2_student_generator, dd_student_generator, train_dd2_student
 from ardistill.models.dd2.from_dd import DDStudentGenerator
 
 TEACHER = "var-toy-s"
@@ -94,11 +95,47 @@ def test_read_out_without_a_dd_student_is_refused(tmp_path):
         load_dd2_recipe(write(tmp_path, text))
 
 
-def test_generator_init_must_be_a_dd_student_of_this_teacher(teacher, tmp_path):
+def test_generator_init_must_be_a_student_of_this_teacher(teacher, tmp_path):
     fam = family_adapter(teacher)
-    for init, words in (("dd2-var-toy-l", "not a DD student folder.*ardistill-dd2-student"), ("dd-var-toy-l", "distils var-toy-l, not var-toy-s")):
-        with pytest.raises(ArdistillError, match=words):
-            dd_student_generator(fam, load_dd2_recipe(write(tmp_path, recipe_text(init))).network)
+    net = fam.new_network(head_width=32, head_depth=2)
+    with pytest.raises(ArdistillError, match="not a DD student folder.*ardistill-dd2-student"):
+        dd_student_generator(fam, load_dd2_recipe(write(tmp_path, recipe_text("dd2-var-toy-l"))).network)
+    for init in ("dd-var-toy-l", "dd2-var-toy-l"):
+        recipe = load_dd2_recipe(write(tmp_path, recipe_text(init)))
+        with pytest.raises(ArdistillError, match="distils var-toy-l, not var-toy-s"):
+            dd2_student_generator(fam, recipe, net) or dd_student_generator(fam, recipe.network)
+
+
+def test_continue_a_dd2_student(teacher, tmp_path):
+    """generator_init naming a DD2 student: the generator starts from its weights with its own input (noise level,
+    prefix scale), ψ from GTS; a card that disagrees with the recipe on the generator is a one-line error."""
+    first = load_dd2_recipe(write(tmp_path, recipe_text("x").replace('generator_init: "x"',
+                                                                      "generator_t: 0.7, generator_prefix_scale: 0.5")))
+    train_dd2_student(teacher, first, tmp_path / "first", progress=False)
+    fam = family_adapter(teacher)
+    net = fam.new_network(head_width=32, head_depth=2)
+    recipe = load_dd2_recipe(write(tmp_path, recipe_text(str(tmp_path / "first"))))
+    generator = dd2_student_generator(fam, recipe, net)
+    saved = ardistill.load_student(tmp_path / "first", teacher=teacher)
+    assert (generator.generator_t, generator.generator_prefix_scale) == (0.7, 0.5)
+    assert all(torch.equal(v, saved.model.state_dict()[k]) for k, v in generator.state_dict().items())
+    student = train_dd2_student(teacher, recipe, tmp_path / "second", progress=False)
+    card = json.loads((tmp_path / "second" / "student.json").read_text())
+    assert (card["generator_arch"], card["generator_t"], card["generator_prefix_scale"]) == ("dd2-net", 0.7, 0.5)
+    assert card["generator_init"] == str(tmp_path / "first")
+    assert any(not torch.equal(v, saved.model.state_dict()[k]) for k, v in student.model.state_dict().items())
+    labels = torch.tensor([1, 2])
+    assert torch.equal(ardistill.load_student(tmp_path / "second", teacher=teacher).sample(labels, seed=3),
+                       student.sample(labels, seed=3))
+    init = str(tmp_path / "first")
+    for text, words in ((recipe_text(init, ", generator_output: continuous"), "generator_output"),
+                        (recipe_text(init).replace("head_width: 32", "head_width: 16"), "head_width 32, this recipe 16"),
+                        (recipe_text(init).replace("pool:", "sampling: {cfg: 3.0}\npool:"), "has sampling")):
+        bad = load_dd2_recipe(write(tmp_path, text))
+        with pytest.raises(ArdistillError, match=words) as e:
+            dd2_student_generator(family_adapter(teacher, **bad.sampling.to_dict()), bad,
+                                  fam.new_network(head_width=bad.network.head_width, head_depth=2))
+        assert "\n" not in str(e.value)
 
 
 def test_train_from_a_dd_student_saves_and_reloads(teacher, dd_folder, tmp_path):
