@@ -165,6 +165,10 @@ def model_card_markdown(name: str, card: dict) -> str:
                 f"{traj['sampling']}, flow map {traj['flow']['solver']} {traj['flow']['steps']} steps)") if traj.get("minutes") else ""
         lines.append(f"- training: {seconds / 60:.1f} minutes of student training ({card.get('steps', '?')} steps at batch "
                      f"{card.get('batch_size', '?')}){made}")
+    if card.get("generator_init"):  # DD2: the generator started from a trained student (continued), not from GTS
+        lines.append(f"- generator started from `{card['generator_init']}`"
+                     + (f": {card['continued_from']}" if card.get("continued_from") else "")
+                     + "; the training time above is this run's only")
     lines += [f"- storage: {block['storage']}", "",
               f"Measured at install by the evaluation protocol ({m['protocol']}, {m['num']} class-balanced images, "
               f"seed {m['seed']}, the shipped evaluator), decoded from the continuous output:", "",
