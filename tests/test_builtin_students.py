@@ -14,7 +14,7 @@ from ardistill.cli import main
 from ardistill.errors import BadArgumentError
 from ardistill.methods.dd2.student import DD2Student
 from ardistill.registry import PACKAGE_WEIGHTS, get_model_spec
-from ardistill.pipelines.student_install import FP16_MIN_NUMEL, install_student
+from ardistill.pipelines.student_install import FP16_MIN_NUMEL, install_student, model_card_markdown
 from ardistill.students import builtin_student_dir, builtin_student_names
 
 # name → (method, teacher, tokens, code dim)
@@ -66,6 +66,9 @@ def test_shipped_cards_were_measured_by_the_protocol(name):
     assert "trajectories" not in card and card["recipe"].startswith(f"recipes/{SHIPPED[name][0]}/")  # no trainer's paths
     readme = (folder / "README.md").read_text()
     assert f"{m['1step']['fid']:.2f}" in readme and f"load_student('{name}')" in readme
+    assert readme == model_card_markdown(name, card)  # written from the card, never edited by hand
+    if card.get("generator_init"):  # a continued student says what it started from, not only this run's minutes
+        assert f"generator started from `{card['generator_init']}`" in readme
 
 
 def test_models_lists_the_shipped_students(capsys):
