@@ -221,10 +221,12 @@ def dd2_student_generator(family, recipe: DD2Recipe, net: nn.Module) -> nn.Modul
     DD2 student."""
     from ardistill.io import load_state_dict_file, load_strict
     from ardistill.methods.dd2.student import STUDENT_WEIGHTS, is_dd2_student_dir, read_dd2_card
-    from ardistill.students import builtin_student_dir
+    from ardistill.registry import PACKAGE_WEIGHTS
 
     n, teacher = recipe.network, family.teacher
-    folder = builtin_student_dir(n.generator_init) or Path(n.generator_init)
+    folder = Path(n.generator_init)
+    if not folder.is_dir() and folder.name == n.generator_init:  # a plain name: a built-in student's folder
+        folder = PACKAGE_WEIGHTS / n.generator_init
     if not is_dd2_student_dir(folder):
         return None
     config, _ = read_dd2_card(folder)
